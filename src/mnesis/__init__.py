@@ -1,0 +1,84 @@
+"""mnesis: lossless memory for LLM applications.
+
+Every message is appended to a durable log and never rewritten; each turn the
+engine assembles an active context that fits the model's window.
+"""
+
+from mnesis.errors import (
+    ConfigError,
+    InvalidInputError,
+    LLMError,
+    MnesisError,
+    MnesisStoreError,
+    SessionClosedError,
+    SessionNotFoundError,
+)
+from mnesis.events.bus import EventBus, MnesisEvent
+from mnesis.llm.mock import MockProvider, MockReply, MockToolCall
+from mnesis.models.config import (
+    CompactionConfig,
+    FileConfig,
+    MnesisConfig,
+    OperatorConfig,
+    SessionConfig,
+    StoreConfig,
+)
+from mnesis.models.message import (
+    FileRefPart,
+    FinishReason,
+    MessagePart,
+    MessageWithParts,
+    TextPart,
+    TokenUsage,
+    ToolPart,
+)
+from mnesis.models.results import (
+    CompactionResult,
+    ContextBreakdown,
+    RecordResult,
+    TextDelta,
+    TurnComplete,
+    TurnResult,
+    TurnSnapshot,
+)
+from mnesis.session import MnesisSession
+from mnesis.tokens import TokenEstimator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompactionConfig",
+    "CompactionResult",
+    "ConfigError",
+    "ContextBreakdown",
+    "EventBus",
+    "FileConfig",
+    "FileRefPart",
+    "FinishReason",
+    "InvalidInputError",
+    "LLMError",
+    "MessagePart",
+    "MessageWithParts",
+    "MnesisConfig",
+    "MnesisError",
+    "MnesisEvent",
+    "MnesisSession",
+    "MnesisStoreError",
+    "MockProvider",
+    "MockReply",
+    "MockToolCall",
+    "OperatorConfig",
+    "RecordResult",
+    "SessionClosedError",
+    "SessionConfig",
+    "SessionNotFoundError",
+    "StoreConfig",
+    "TextDelta",
+    "TextPart",
+    "TokenEstimator",
+    "TokenUsage",
+    "ToolPart",
+    "TurnComplete",
+    "TurnResult",
+    "TurnSnapshot",
+]

@@ -1,0 +1,167 @@
+"""The active context in memory, rendered to chat messages incrementally.
+
+Pure: no I/O. The session feeds it the entries of the store's context view;
+it keeps each entry's rendered messages and the running token totals, so that
+assembling the request of turn 2,000 costs no more than turn 10 — nothing is
+re-rendered or re-counted unless it changed.
+
+Rendering follows the OpenAI/litellm chat format. An assistant message's tool
+calls are always followed by one ``tool`` message per call, so a provider
+never sees an orphan: a call whose result was never recorded gets an explicit
+placeholder result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from mnesis.models.message import FileRefPart, MessagePart, TextPart, ToolPart
+from mnesis.models.results import ContextBreakdown
+from mnesis.store.base import ContextEntry
+from mnesis.tokens import MESSAGE_OVERHEAD
+
+NO_RESULT = "[no result was recorded for this tool call]"
+
+
+def render_file_block(part: FileRefPart) -> str:
+    """The compact block that stands for a large file in the context."""
+    return (
+        f"[FILE {part.content_id} path={part.path} type={part.file_type} "
+        f"tokens={part.token_count}]\n{part.exploration_summary}"
+    )
+
+
+def tool_signature(part: ToolPart) -> str:
+    """Name and canonical input: what makes two tool calls 'the same'."""
+    return part.tool_name + "\x00" + json.dumps(part.input, sort_keys=True, default=str)
+
+
+def _content(parts: Iterable[MessagePart]) -> str:
+    chunks = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            chunks.append(part.text)
+        elif isinstance(part, FileRefPart):
+            chunks.append(render_file_block(part))
+    return "\n\n".join(chunks)
+
+
+def render_entry(entry: ContextEntry) -> list[dict[str, Any]]:
+    """The chat messages of one context entry."""
+    calls = [p for p in entry.parts if isinstance(p, ToolPart)]
+    content = _content(entry.parts)
+    if entry.role == "user" or not calls:
+        return [{"role": entry.role, "content": content}]
+    out: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": content or None,
+            "tool_calls": [
+                {
+                    "id": call.tool_call_id,
+                    "type": "function",
+                    "function": {
+                        "name": call.tool_name,
+                        "arguments": json.dumps(call.input, default=str),
+                    },
+                }
+                for call in calls
+            ],
+        }
+    ]
+    for call in calls:
+        if call.output is not None:
+            result = call.output
+        elif call.error_message is not None:
+            result = f"Error: {call.error_message}"
+        else:
+            result = NO_RESULT
+        out.append({"role": "tool", "tool_call_id": call.tool_call_id, "content": result})
+    return out
+
+
+def _tool_tokens(entry: ContextEntry) -> int:
+    return sum(t for p, t in zip(entry.parts, entry.part_tokens, strict=True)
+               if isinstance(p, ToolPart))
+
+
+class ContextWindow:
+    """Entries of the active context, their rendered messages and token totals."""
+
+    def __init__(self, entries: Iterable[ContextEntry] = ()) -> None:
+        self._entries: list[ContextEntry] = []
+        self._rendered: list[list[dict[str, Any]]] = []
+        self._flat: list[dict[str, Any]] = []
+        self._index: dict[str, int] = {}
+        self._tokens = 0
+        self._tool_tokens = 0
+        self.reset(entries)
+
+    def reset(self, entries: Iterable[ContextEntry]) -> None:
+        """Replace everything (after a reload from the store)."""
+        self._entries, self._rendered, self._flat, self._index = [], [], [], {}
+        self._tokens = self._tool_tokens = 0
+        for entry in entries:
+            self.append(entry)
+
+    def append(self, entry: ContextEntry) -> None:
+        """Add the newest entry."""
+        rendered = render_entry(entry)
+        self._index[entry.ref_id] = len(self._entries)
+        self._entries.append(entry)
+        self._rendered.append(rendered)
+        self._flat.extend(rendered)
+        self._tokens += entry.token_count + MESSAGE_OVERHEAD * len(rendered)
+        self._tool_tokens += _tool_tokens(entry)
+
+    def replace(self, entry: ContextEntry) -> bool:
+        """Swap in a new version of an entry (same ``ref_id``); False if absent."""
+        position = self._index.get(entry.ref_id)
+        if position is None:
+            return False
+        entries = list(self._entries)
+        entries[position] = entry
+        self.reset(entries)
+        return True
+
+    def get(self, ref_id: str) -> ContextEntry | None:
+        position = self._index.get(ref_id)
+        return None if position is None else self._entries[position]
+
+    @property
+    def entries(self) -> tuple[ContextEntry, ...]:
+        return tuple(self._entries)
+
+    @property
+    def token_count(self) -> int:
+        """Tokens of all entries, framing included (system prompt excluded)."""
+        return self._tokens
+
+    def messages(self, system_prompt: str | None) -> list[dict[str, Any]]:
+        """The request's message list. The dicts are shared: copy before mutating."""
+        head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return head + self._flat
+
+    def breakdown(self, system_tokens: int) -> ContextBreakdown:
+        """Where the context's tokens go."""
+        messages = self._tokens - self._tool_tokens
+        return ContextBreakdown(
+            system_prompt=system_tokens,
+            summary=0,
+            messages=messages,
+            tool_outputs=self._tool_tokens,
+            total=system_tokens + self._tokens,
+        )
+
+    def recent_tool_calls(self, limit: int) -> list[ToolPart]:
+        """The last ``limit`` tool calls in the context, oldest first."""
+        found: list[ToolPart] = []
+        for entry in reversed(self._entries):
+            for part in reversed(entry.parts):
+                if isinstance(part, ToolPart):
+                    found.append(part)
+                    if len(found) >= limit:
+                        return found[::-1]
+        return found[::-1]

@@ -1,0 +1,83 @@
+"""Every exception mnesis raises, in one tree.
+
+Callers catch :class:`MnesisError` to catch everything of ours. Mistakes in how
+the API is used are also :class:`ValueError` so plain ``except ValueError``
+works. Exceptions from drivers and SDKs (sqlite3, asyncpg, litellm) never leak
+raw: the layer that talks to them translates them here, keeping the original as
+``__cause__``.
+
+::
+
+    MnesisError
+    ├── MnesisStoreError              storage failed (I/O, corruption, locking)
+    │   ├── SchemaVersionError        the database is newer than this code
+    │   └── SessionNotFoundError      (also KeyError) no session with that id
+    ├── SessionClosedError            the session was closed; open or load a new one
+    ├── ConfigError                   (also ValueError) an impossible configuration
+    ├── InvalidInputError             (also ValueError) a malformed message or part
+    ├── ToolResultError               (also ValueError) a tool result that matches no pending call
+    └── LLMError                      the model provider failed
+        ├── LLMTransientError         worth retrying: rate limit, 5xx, timeout, connection
+        └── LLMPermanentError         not worth retrying: auth, bad request, context overflow
+"""
+
+from __future__ import annotations
+
+
+class MnesisError(Exception):
+    """Root of every exception raised by mnesis."""
+
+
+class MnesisStoreError(MnesisError):
+    """The store could not complete an operation; nothing was half-written."""
+
+
+class SchemaVersionError(MnesisStoreError):
+    """The database schema is newer than this version of mnesis understands."""
+
+
+class SessionNotFoundError(MnesisStoreError, KeyError):
+    """No session with the given id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no session with id {session_id!r} in the store")
+        self.session_id = session_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SessionClosedError(MnesisError, RuntimeError):
+    """The session was closed; further turns need a new ``load()``."""
+
+
+class ConfigError(MnesisError, ValueError):
+    """A configuration that cannot work, such as a budget with no usable context."""
+
+
+class InvalidInputError(MnesisError, ValueError):
+    """A message, part or argument that mnesis cannot store or send."""
+
+
+class ToolResultError(InvalidInputError):
+    """A tool result that does not match a pending tool call of the session."""
+
+
+class LLMError(MnesisError):
+    """The model provider failed to produce a response."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, provider_error: str | None = None) -> None:
+        super().__init__(message)
+        self.provider_error = provider_error
+
+
+class LLMTransientError(LLMError):
+    """A failure worth retrying: rate limit, server error, timeout, lost connection."""
+
+    transient = True
+
+
+class LLMPermanentError(LLMError):
+    """A failure that a retry will not fix: authentication, bad request, overflow."""

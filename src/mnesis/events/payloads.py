@@ -1,0 +1,101 @@
+"""Typed payloads of every event, one TypedDict per :class:`MnesisEvent`.
+
+Payloads carry ids, counts and reasons, never message content or credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class SessionCreatedPayload(TypedDict):
+    session_id: str
+    model: str
+    agent: str
+    parent_id: str | None
+
+
+class SessionClosedPayload(TypedDict):
+    session_id: str
+
+
+class MessageCreatedPayload(TypedDict):
+    session_id: str
+    message_id: str
+    role: str
+    token_count: int
+    status: str
+
+
+class CompactionTriggeredPayload(TypedDict):
+    session_id: str
+    tokens: int
+    threshold: int
+    reason: str
+
+
+class CompactionCompletedPayload(TypedDict):
+    session_id: str
+    level_used: int
+    tokens_before: int
+    tokens_after: int
+    compacted_message_count: int
+    elapsed_ms: float
+
+
+class CompactionFailedPayload(TypedDict):
+    session_id: str
+    error: str
+
+
+class DoomLoopPayload(TypedDict):
+    session_id: str
+    message_id: str
+    tool_name: str
+    repeat_count: int
+
+
+class LLMRetryPayload(TypedDict):
+    session_id: str | None
+    model: str
+    attempt: int
+    max_retries: int
+    delay_seconds: float
+    error: str
+
+
+class MapStartedPayload(TypedDict):
+    operator: str
+    total: int
+    model: str
+
+
+class MapItemCompletedPayload(TypedDict):
+    operator: str
+    index: int
+    success: bool
+    attempts: int
+    error_kind: str | None
+
+
+class MapCompletedPayload(TypedDict):
+    operator: str
+    total: int
+    succeeded: int
+    failed: int
+    elapsed_ms: float
+
+
+EventPayload = (
+    SessionCreatedPayload
+    | SessionClosedPayload
+    | MessageCreatedPayload
+    | CompactionTriggeredPayload
+    | CompactionCompletedPayload
+    | CompactionFailedPayload
+    | DoomLoopPayload
+    | LLMRetryPayload
+    | MapStartedPayload
+    | MapItemCompletedPayload
+    | MapCompletedPayload
+)

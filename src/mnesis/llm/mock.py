@@ -1,0 +1,164 @@
+"""A deterministic model for tests, examples and key-less demos.
+
+:class:`MockProvider` streams whatever a handler function returns, in several
+chunks, with usage, exactly like a real provider does — so code under test runs
+the same path it runs in production. Without a handler it uses
+:func:`default_handler`, the model behind ``MNESIS_MOCK_LLM=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnesis.llm.base import LLMRequest, StreamChunk, ToolCallDelta
+from mnesis.models.message import TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class MockToolCall:
+    """A tool call the mock model makes."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MockReply:
+    """What a mock handler returns: text, tool calls, and optionally exact usage."""
+
+    text: str = ""
+    tool_calls: tuple[MockToolCall, ...] = ()
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+
+
+MockResult = str | MockReply
+MockHandler = Callable[[LLMRequest], MockResult | Awaitable[MockResult]]
+
+_WORDS = (
+    "context memory summary window token turn history durable log engine budget "
+    "recall detail answer reason plan step result note fact record session"
+).split()
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return ""
+
+
+def _placeholder(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    return "mock"
+
+
+def default_handler(request: LLMRequest) -> MockReply:
+    """A deterministic reply that depends only on the request.
+
+    - After tool results, it reports them.
+    - When the last user message names an offered tool, it calls that tool with
+      placeholder values for the required arguments.
+    - Otherwise it answers with a sentence derived from the user's words.
+    """
+    last = request.messages[-1] if request.messages else {"role": "user", "content": ""}
+    if last.get("role") == "tool":
+        outputs = [
+            _message_text(m)[:80]
+            for m in reversed(request.messages)
+            if m.get("role") == "tool"
+        ]
+        return MockReply(text="Tool results received: " + " | ".join(reversed(outputs)))
+    text = _message_text(last)
+    for tool in request.tools or []:
+        fn = tool.get("function", tool)
+        name = str(fn.get("name", ""))
+        if name and re.search(rf"\b{re.escape(name)}\b", text):
+            params = fn.get("parameters") or {}
+            props = params.get("properties") or {}
+            args = {key: _placeholder(props.get(key, {})) for key in params.get("required", [])}
+            return MockReply(tool_calls=(MockToolCall(name=name, arguments=args),))
+    digest = hashlib.sha256(text.encode()).digest()
+    filler = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:12])
+    words = text.split()
+    echo = " ".join(words[:12]) + (" ..." if len(words) > 12 else "")
+    return MockReply(text=f"Mock answer to \"{echo}\": {filler}.")
+
+
+def _chunks(text: str, pieces: int) -> list[str]:
+    if not text:
+        return []
+    size = max(1, -(-len(text) // pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class MockProvider:
+    """A provider whose replies come from ``handler`` (sync or async).
+
+    Args:
+        handler: Maps a request to a reply string or :class:`MockReply`.
+        chunks: How many text chunks each reply is streamed in.
+        chunk_delay: Seconds to wait between chunks (to observe live streaming).
+    """
+
+    def __init__(
+        self,
+        handler: MockHandler | None = None,
+        *,
+        chunks: int = 4,
+        chunk_delay: float = 0.0,
+    ) -> None:
+        self.handler: MockHandler = handler or default_handler
+        self.chunks = max(1, chunks)
+        self.chunk_delay = chunk_delay
+        self.requests: list[LLMRequest] = []
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
+        self.requests.append(request)
+        outcome = self.handler(request)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        reply = MockReply(text=outcome) if isinstance(outcome, str) else outcome
+        for i, piece in enumerate(_chunks(reply.text, self.chunks)):
+            if i and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            yield StreamChunk(text=piece)
+        for index, call in enumerate(reply.tool_calls):
+            call_id = call.id or f"call_mock_{index}_{len(self.requests)}"
+            arguments = json.dumps(call.arguments)
+            half = len(arguments) // 2
+            yield StreamChunk(tool_calls=(ToolCallDelta(index, call_id, call.name, arguments[:half]),))
+            yield StreamChunk(tool_calls=(ToolCallDelta(index, arguments=arguments[half:]),))
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        usage = reply.usage or _estimate_usage(request, reply)
+        yield StreamChunk(usage=usage, finish_reason=finish)
+
+
+def _estimate_usage(request: LLMRequest, reply: MockReply) -> TokenUsage:
+    # A cheap length-based count: the mock must not re-tokenise the history per turn.
+    chars = sum(len(_message_text(m)) for m in request.messages)
+    prompt = chars // 4 + 4 * len(request.messages)
+    completion = len(reply.text) // 4 + 1 + sum(
+        len(json.dumps(c.arguments)) // 4 + 8 for c in reply.tool_calls
+    )
+    return TokenUsage(input=prompt, output=completion, total=prompt + completion)

@@ -1,0 +1,117 @@
+"""Storage: the protocol, the backends, and where a session's store lives.
+
+:func:`acquire_store` hands out one open store per database per process,
+reference-counted, so many sessions on one file share a connection and its
+writer thread; :func:`release_store` closes it when the last user is done.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from mnesis.errors import ConfigError
+from mnesis.models.config import StoreConfig
+from mnesis.store.base import (
+    AppendOutcome,
+    ContextEntry,
+    NewMessage,
+    NewPart,
+    SessionRecord,
+    Store,
+    ToolResult,
+)
+from mnesis.store.sqlite import SQLiteStore
+
+__all__ = [
+    "AppendOutcome",
+    "ContextEntry",
+    "NewMessage",
+    "NewPart",
+    "SQLiteStore",
+    "SessionRecord",
+    "Store",
+    "ToolResult",
+    "acquire_store",
+    "release_store",
+    "resolve_db_url",
+]
+
+ENV_VAR = "MNESIS_DB_URL"
+
+
+def resolve_db_url(db_path: str | os.PathLike[str] | None, store: StoreConfig) -> str:
+    """Which database to use: ``db_path``, else an explicit ``StoreConfig.db_path``,
+    else ``$MNESIS_DB_URL``, else the default ``~/.mnesis/sessions.db``."""
+    if db_path is not None:
+        return os.fspath(db_path)
+    if "db_path" in store.model_fields_set:
+        return store.db_path
+    return os.environ.get(ENV_VAR) or store.db_path
+
+
+def _sqlite_path(url: str) -> str | None:
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :] or None
+    if url.startswith("sqlite://"):
+        return None
+    if "://" in url:
+        return None
+    return url
+
+
+_stores: dict[str, tuple[Store, int]] = {}
+_guard = threading.Lock()  # guards the dict only; never held across an await
+
+
+def _key(url: str) -> str:
+    path = _sqlite_path(url)
+    if path is not None and path != ":memory:":
+        return "sqlite:" + str(Path(os.path.expanduser(path)).resolve())
+    return url
+
+
+async def acquire_store(url: str, config: StoreConfig) -> Store:
+    """An open store for ``url``, shared with other sessions of this process."""
+    if not url or not url.strip():
+        raise ConfigError("store.db_path must not be empty")
+    key = _key(url)
+    with _guard:
+        if key in _stores:
+            store, count = _stores[key]
+            _stores[key] = (store, count + 1)
+            return store
+    path = _sqlite_path(url)
+    if path is None:
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r} (use a file path or sqlite:///path)"
+        )
+    new = await SQLiteStore(
+        os.path.expanduser(path), wal_mode=config.wal_mode, timeout=config.connection_timeout
+    ).open()
+    if path == ":memory:":
+        return new
+    with _guard:
+        if key in _stores:  # another task opened it meanwhile: share theirs
+            store, count = _stores[key]
+            _stores[key] = (store, count + 1)
+        else:
+            _stores[key] = (new, 1)
+            return new
+    await new.close()
+    return store
+
+
+async def release_store(store: Store) -> None:
+    """Give back a store from :func:`acquire_store`; the last release closes it."""
+    with _guard:
+        for key, (held, count) in list(_stores.items()):
+            if held is store:
+                if count > 1:
+                    _stores[key] = (held, count - 1)
+                    return
+                del _stores[key]
+                break
+    await store.close()

@@ -1,0 +1,183 @@
+"""The storage protocol: an append-only log of sessions, messages and parts.
+
+Everything above this layer talks to :class:`Store` only, so backends
+(SQLite now, PostgreSQL next) are interchangeable and share one contract test
+suite. Each method that writes is one transaction: it happens whole or not at
+all. Rows are appended, never rewritten; the only later writes are the
+one-time fill of a tool call's result slot and counters on the session row.
+
+The *context view* is a per-session ordered list of items (messages now,
+summaries later) that make up the active context; reading it never scans the
+rest of the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from mnesis.models.message import (
+    Message,
+    MessagePart,
+    MessageStatus,
+    MessageWithParts,
+    Role,
+    TokenUsage,
+    ToolPart,
+)
+from mnesis.models.results import TurnSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session's row: identity, settings and running counters."""
+
+    id: str
+    model: str
+    agent: str
+    parent_id: str | None
+    system_prompt: str
+    config_json: str
+    created_at: float
+    updated_at: float = 0.0
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+    turn_count: int = 0
+    context_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewPart:
+    """A part to append, with its token count computed once by the caller."""
+
+    part: MessagePart
+    token_count: int
+    result_token_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append."""
+
+    id: str
+    role: Role
+    parts: tuple[NewPart, ...]
+    created_at: float
+    model: str | None = None
+    status: MessageStatus = MessageStatus.COMPLETE
+    finish_reason: str | None = None
+    error: str | None = None
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+
+    @property
+    def token_count(self) -> int:
+        return sum(p.token_count + p.result_token_count for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The result of one tool call, filled into the call's empty result slot once."""
+
+    tool_call_id: str
+    output: str | None
+    error: str | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextEntry:
+    """One item of the active context, as the assembler needs it."""
+
+    kind: Literal["message", "summary"]
+    ref_id: str
+    role: Role
+    parts: tuple[MessagePart, ...]
+    part_tokens: tuple[int, ...]
+
+    @property
+    def token_count(self) -> int:
+        return sum(self.part_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    """What an append did: sequence numbers given and the context versions around it."""
+
+    seqs: tuple[int, ...]
+    version_before: int
+    version_after: int
+    message_ids: tuple[str, ...] = ()
+
+
+class Store(Protocol):
+    """What every storage backend provides. All methods are coroutines."""
+
+    url: str
+
+    async def create_session(self, record: SessionRecord) -> None:
+        """Insert a new session; the parent, if any, must exist."""
+        ...
+
+    async def get_session(self, session_id: str) -> SessionRecord:
+        """The session's row; ``SessionNotFoundError`` if there is none."""
+        ...
+
+    async def append(
+        self,
+        session_id: str,
+        messages: tuple[NewMessage, ...],
+        *,
+        usage: TokenUsage | None = None,
+        cost: float = 0.0,
+        snapshot: TurnSnapshot | None = None,
+    ) -> AppendOutcome:
+        """Append messages (complete ones join the context view), add ``usage``
+        and ``cost`` to the session's counters and record ``snapshot``, atomically."""
+        ...
+
+    async def fill_tool_results(
+        self, session_id: str, results: tuple[ToolResult, ...]
+    ) -> AppendOutcome:
+        """Fill the result slots of pending tool calls; the outcome names the
+        messages that hold them. ``ToolResultError`` if a call is unknown or
+        already has a result (then nothing is written)."""
+        ...
+
+    async def get_messages(self, session_id: str) -> list[MessageWithParts]:
+        """The whole stored history of the session, in order, failed turns included."""
+        ...
+
+    async def get_message(self, message_id: str) -> MessageWithParts:
+        """One stored message; ``KeyError`` if unknown."""
+        ...
+
+    async def context_entries(self, session_id: str) -> tuple[int, list[ContextEntry]]:
+        """The active context view and its version."""
+        ...
+
+    async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
+        """One snapshot per completed turn, in order."""
+        ...
+
+    async def verify(self, session_id: str | None = None) -> list[str]:
+        """Re-derive the store's invariants; returns the problems found (none: ``[]``)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection; further calls fail."""
+        ...
+
+
+def build_message(message: Message, parts: list[MessagePart]) -> MessageWithParts:
+    """Pair a message with its parts (helper shared by the backends)."""
+    return MessageWithParts(message=message, parts=parts)
+
+
+def merge_tool_result(
+    part: MessagePart, output: str | None, error: str | None, status: str | None
+) -> MessagePart:
+    """A stored tool call with its result slot applied."""
+    if not isinstance(part, ToolPart) or status is None:
+        return part
+    return part.model_copy(update={"output": output, "error_message": error, "status": status})

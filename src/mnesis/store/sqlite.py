@@ -1,0 +1,665 @@
+"""SQLite backend: one file, WAL, safe for several processes.
+
+All work on a connection runs in one dedicated thread, so each public method
+costs a single hop off the event loop however many statements it runs. Writes
+use ``BEGIN IMMEDIATE`` so two processes serialise on the write lock (waiting
+up to ``connection_timeout``) instead of failing halfway through a
+transaction. Every statement is parameterised; no SQL is built from input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+from mnesis.errors import (
+    MnesisStoreError,
+    SchemaVersionError,
+    SessionNotFoundError,
+    ToolResultError,
+)
+from mnesis.models.message import (
+    Message,
+    MessagePart,
+    MessageWithParts,
+    TokenUsage,
+    ToolPart,
+    part_to_json,
+)
+from mnesis.models.results import TurnSnapshot
+from mnesis.store.base import (
+    AppendOutcome,
+    ContextEntry,
+    NewMessage,
+    SessionRecord,
+    ToolResult,
+    merge_tool_result,
+)
+from mnesis.store.migrations import load_migrations
+
+T = TypeVar("T")
+_PART_ADAPTER: TypeAdapter[MessagePart] = TypeAdapter(MessagePart)
+
+_SESSION_COLUMNS = (
+    "id, model, agent, parent_id, system_prompt, config_json, created_at, updated_at, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens, "
+    "cost, turn_count, context_version"
+)
+_MESSAGE_COLUMNS = (
+    "m.id, m.session_id, m.seq, m.role, m.created_at, m.model, m.status, m.finish_reason, "
+    "m.error, m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, "
+    "m.total_tokens, m.cost, m.token_count"
+)
+_PART_COLUMNS = "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count"
+
+
+def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
+    """Map a sqlite3 error to a mnesis error that says what to do about it."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return MnesisStoreError(f"database {path} stayed locked past the timeout: {text}")
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text
+    ):
+        return MnesisStoreError(f"{path} is not a readable mnesis database: {text}")
+    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
+        return MnesisStoreError(f"cannot open database file {path}: {text}")
+    return MnesisStoreError(f"SQLite error on {path}: {text}")
+
+
+def _usage(row: sqlite3.Row | tuple[Any, ...], start: int) -> TokenUsage:
+    return TokenUsage(
+        input=row[start],
+        output=row[start + 1],
+        cache_read=row[start + 2],
+        cache_write=row[start + 3],
+        total=row[start + 4],
+    )
+
+
+def _session_from_row(row: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
+        id=row[0],
+        model=row[1],
+        agent=row[2],
+        parent_id=row[3],
+        system_prompt=row[4],
+        config_json=row[5],
+        created_at=row[6],
+        updated_at=row[7],
+        tokens=_usage(row, 8),
+        cost=row[13],
+        turn_count=row[14],
+        context_version=row[15],
+    )
+
+
+def _message_from_row(row: tuple[Any, ...]) -> Message:
+    return Message(
+        id=row[0],
+        session_id=row[1],
+        seq=row[2],
+        role=row[3],
+        created_at=datetime.fromtimestamp(row[4], tz=UTC),
+        model=row[5],
+        status=row[6],
+        finish_reason=row[7],
+        error=row[8],
+        tokens=_usage(row, 9),
+        cost=row[14],
+        token_count=row[15],
+    )
+
+
+def _part_from_row(row: tuple[Any, ...], start: int) -> MessagePart:
+    part = _PART_ADAPTER.validate_json(row[start])
+    return merge_tool_result(part, row[start + 1], row[start + 2], row[start + 3])
+
+
+def _split_statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement and not all(
+                ln.strip().startswith("--") or not ln.strip() for ln in statement.splitlines()
+            ):
+                yield statement
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise RuntimeError(f"incomplete SQL statement in migration: {buffer[:80]!r}")
+
+
+def prepare_private_file(path: Path) -> None:
+    """Create the folder (0700) and the database file (0600) before SQLite does."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+class SQLiteStore:
+    """The SQLite implementation of :class:`mnesis.store.base.Store`."""
+
+    def __init__(self, path: str | Path, *, wal_mode: bool = True, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        self._wal = wal_mode
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnesis-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def open(self) -> SQLiteStore:
+        """Open the file, set pragmas and run pending migrations."""
+        await self._run(self._open_sync)
+        return self
+
+    def _open_sync(self) -> None:
+        if self.path != ":memory:":
+            prepare_private_file(Path(self.path))
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            if self._wal:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = conn
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = load_migrations("sqlite")
+        latest = migrations[-1].version
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for migration in migrations:
+            with self._transaction(conn):
+                (current,) = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                ).fetchone()
+                if current > latest:
+                    raise SchemaVersionError(
+                        f"database {self.path} has schema version {current}, newer than this "
+                        f"mnesis understands ({latest}); upgrade mnesis"
+                    )
+                if current >= migration.version:
+                    continue
+                for statement in _split_statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+        with self._transaction(conn):
+            (current,) = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            if current > latest:
+                raise SchemaVersionError(
+                    f"database {self.path} has schema version {current}, newer than this "
+                    f"mnesis understands ({latest}); upgrade mnesis"
+                )
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise MnesisStoreError(f"store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise MnesisStoreError(f"store {self.path} is not open")
+        return self._conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self._run(self._close_sync)
+        finally:
+            self._closed = True
+            self._executor.shutdown(wait=False)
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- sessions ---------------------------------------------------------------
+
+    async def create_session(self, record: SessionRecord) -> None:
+        await self._run(self._create_session_sync, record)
+
+    def _create_session_sync(self, r: SessionRecord) -> None:
+        conn = self._db()
+        with self._transaction(conn):
+            if r.parent_id is not None and not conn.execute(
+                "SELECT 1 FROM sessions WHERE id = ?", (r.parent_id,)
+            ).fetchone():
+                raise SessionNotFoundError(r.parent_id)
+            conn.execute(
+                "INSERT INTO sessions (id, parent_id, agent, model, system_prompt, config_json, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.id,
+                    r.parent_id,
+                    r.agent,
+                    r.model,
+                    r.system_prompt,
+                    r.config_json,
+                    r.created_at,
+                    r.created_at,
+                ),
+            )
+
+    async def get_session(self, session_id: str) -> SessionRecord:
+        return await self._run(self._get_session_sync, session_id)
+
+    def _get_session_sync(self, session_id: str) -> SessionRecord:
+        row = (
+            self._db()
+            .execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
+            .fetchone()
+        )
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        return _session_from_row(row)
+
+    # -- appends ----------------------------------------------------------------
+
+    async def append(
+        self,
+        session_id: str,
+        messages: tuple[NewMessage, ...],
+        *,
+        usage: TokenUsage | None = None,
+        cost: float = 0.0,
+        snapshot: TurnSnapshot | None = None,
+    ) -> AppendOutcome:
+        return await self._run(self._append_sync, session_id, messages, usage, cost, snapshot)
+
+    def _append_sync(
+        self,
+        session_id: str,
+        messages: tuple[NewMessage, ...],
+        usage: TokenUsage | None,
+        cost: float,
+        snapshot: TurnSnapshot | None,
+    ) -> AppendOutcome:
+        conn = self._db()
+        now = time.time()
+        with self._transaction(conn):
+            row = conn.execute(
+                "SELECT context_version FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            version_before = row[0]
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            (position,) = conn.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM context_items WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            seqs: list[int] = []
+            joined = 0
+            for msg in messages:
+                seq += 1
+                seqs.append(seq)
+                self._insert_message(conn, session_id, seq, msg)
+                if msg.status == "complete":
+                    position += 1
+                    joined += 1
+                    conn.execute(
+                        "INSERT INTO context_items (session_id, position, kind, ref_id) "
+                        "VALUES (?, ?, 'message', ?)",
+                        (session_id, position, msg.id),
+                    )
+            u = usage or TokenUsage()
+            turn_inc = 1 if snapshot is not None else 0
+            conn.execute(
+                "UPDATE sessions SET updated_at = ?, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
+                "cache_write_tokens = cache_write_tokens + ?, total_tokens = total_tokens + ?, "
+                "cost = cost + ?, turn_count = turn_count + ?, "
+                "context_version = context_version + ? WHERE id = ?",
+                (
+                    now,
+                    u.input,
+                    u.output,
+                    u.cache_read,
+                    u.cache_write,
+                    u.effective_total() if usage is not None else 0,
+                    cost,
+                    turn_inc,
+                    1 if joined else 0,
+                    session_id,
+                ),
+            )
+            if snapshot is not None:
+                conn.execute(
+                    "INSERT INTO turns (session_id, turn_index, snapshot_json, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (session_id, snapshot.turn_index, snapshot.model_dump_json(), now),
+                )
+        return AppendOutcome(tuple(seqs), version_before, version_before + (1 if joined else 0))
+
+    @staticmethod
+    def _insert_message(
+        conn: sqlite3.Connection, session_id: str, seq: int, msg: NewMessage
+    ) -> None:
+        t = msg.tokens
+        conn.execute(
+            "INSERT INTO messages (id, session_id, seq, role, created_at, model, status, "
+            "finish_reason, error, input_tokens, output_tokens, cache_read_tokens, "
+            "cache_write_tokens, total_tokens, cost, token_count) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                msg.id,
+                session_id,
+                seq,
+                msg.role,
+                msg.created_at,
+                msg.model,
+                str(msg.status),
+                msg.finish_reason,
+                msg.error,
+                t.input,
+                t.output,
+                t.cache_read,
+                t.cache_write,
+                t.effective_total(),
+                msg.cost,
+                msg.token_count,
+            ),
+        )
+        rows = []
+        for idx, new in enumerate(msg.parts):
+            part = new.part
+            is_tool = isinstance(part, ToolPart)
+            call = part.model_copy(update={"output": None, "error_message": None}) if (
+                isinstance(part, ToolPart)
+            ) else part
+            rows.append(
+                (
+                    msg.id,
+                    session_id,
+                    idx,
+                    part.type,
+                    part_to_json(call),
+                    new.token_count,
+                    part.tool_call_id if isinstance(part, ToolPart) else None,
+                    str(part.status) if isinstance(part, ToolPart) else None,
+                    part.output if isinstance(part, ToolPart) else None,
+                    part.error_message if isinstance(part, ToolPart) else None,
+                    new.result_token_count,
+                    msg.created_at if is_tool and part.has_result else None,  # type: ignore[union-attr]
+                )
+            )
+        conn.executemany(
+            "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
+            "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
+            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    async def fill_tool_results(
+        self, session_id: str, results: tuple[ToolResult, ...]
+    ) -> AppendOutcome:
+        return await self._run(self._fill_sync, session_id, results)
+
+    def _fill_sync(self, session_id: str, results: tuple[ToolResult, ...]) -> AppendOutcome:
+        conn = self._db()
+        now = time.time()
+        message_ids: list[str] = []
+        with self._transaction(conn):
+            row = conn.execute(
+                "SELECT context_version FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            version_before = row[0]
+            for result in results:
+                row = conn.execute(
+                    "SELECT id, message_id, tool_status FROM parts "
+                    "WHERE session_id = ? AND tool_call_id = ? ORDER BY id DESC LIMIT 1",
+                    (session_id, result.tool_call_id),
+                ).fetchone()
+                if row is None:
+                    raise ToolResultError(
+                        f"no tool call with id {result.tool_call_id!r} in session {session_id}"
+                    )
+                if row[2] in ("completed", "error"):
+                    raise ToolResultError(
+                        f"tool call {result.tool_call_id!r} already has a result"
+                    )
+                status = "error" if result.error is not None else "completed"
+                conn.execute(
+                    "UPDATE parts SET tool_status = ?, tool_output = ?, tool_error = ?, "
+                    "result_token_count = ?, completed_at = ? WHERE id = ?",
+                    (status, result.output, result.error, result.token_count, now, row[0]),
+                )
+                conn.execute(
+                    "UPDATE messages SET token_count = token_count + ? WHERE id = ?",
+                    (result.token_count, row[1]),
+                )
+                if row[1] not in message_ids:
+                    message_ids.append(row[1])
+            conn.execute(
+                "UPDATE sessions SET context_version = context_version + 1, updated_at = ? "
+                "WHERE id = ?",
+                (now, session_id),
+            )
+        return AppendOutcome((), version_before, version_before + 1, tuple(message_ids))
+
+    # -- reads ------------------------------------------------------------------
+
+    async def get_messages(self, session_id: str) -> list[MessageWithParts]:
+        return await self._run(self._get_messages_sync, session_id)
+
+    def _get_messages_sync(self, session_id: str) -> list[MessageWithParts]:
+        conn = self._db()
+        if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+            raise SessionNotFoundError(session_id)
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "
+            "LEFT JOIN parts p ON p.message_id = m.id "
+            "WHERE m.session_id = ? ORDER BY m.seq, p.idx",
+            (session_id,),
+        ).fetchall()
+        return self._group(rows)
+
+    def _group(self, rows: list[tuple[Any, ...]]) -> list[MessageWithParts]:
+        out: list[MessageWithParts] = []
+        current: Message | None = None
+        parts: list[MessagePart] = []
+        for row in rows:
+            if current is None or current.id != row[0]:
+                if current is not None:
+                    out.append(MessageWithParts(message=current, parts=parts))
+                current = _message_from_row(row)
+                parts = []
+            if row[16] is not None:
+                parts.append(_part_from_row(row, 16))
+        if current is not None:
+            out.append(MessageWithParts(message=current, parts=parts))
+        return out
+
+    async def get_message(self, message_id: str) -> MessageWithParts:
+        return await self._run(self._get_message_sync, message_id)
+
+    def _get_message_sync(self, message_id: str) -> MessageWithParts:
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "
+                "LEFT JOIN parts p ON p.message_id = m.id WHERE m.id = ? ORDER BY p.idx",
+                (message_id,),
+            )
+            .fetchall()
+        )
+        if not rows:
+            raise KeyError(f"no message with id {message_id!r}")
+        return self._group(rows)[0]
+
+    async def context_entries(self, session_id: str) -> tuple[int, list[ContextEntry]]:
+        return await self._run(self._context_entries_sync, session_id)
+
+    def _context_entries_sync(self, session_id: str) -> tuple[int, list[ContextEntry]]:
+        conn = self._db()
+        row = conn.execute(
+            "SELECT context_version FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        rows = conn.execute(
+            f"SELECT ci.position, ci.ref_id, m.role, {_PART_COLUMNS} FROM context_items ci "
+            "JOIN messages m ON m.id = ci.ref_id "
+            "LEFT JOIN parts p ON p.message_id = m.id "
+            "WHERE ci.session_id = ? AND ci.kind = 'message' ORDER BY ci.position, p.idx",
+            (session_id,),
+        ).fetchall()
+        entries: list[ContextEntry] = []
+        current: tuple[int, str, str] | None = None
+        parts: list[MessagePart] = []
+        tokens: list[int] = []
+
+        def flush() -> None:
+            if current is not None:
+                entries.append(
+                    ContextEntry("message", current[1], current[2], tuple(parts), tuple(tokens))  # type: ignore[arg-type]
+                )
+
+        for r in rows:
+            if current is None or current[0] != r[0]:
+                flush()
+                current = (r[0], r[1], r[2])
+                parts, tokens = [], []
+            if r[3] is not None:
+                parts.append(_part_from_row(r, 3))
+                tokens.append(r[7] + r[8])
+        flush()
+        return row[0], entries
+
+    async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
+        return await self._run(self._snapshots_sync, session_id)
+
+    def _snapshots_sync(self, session_id: str) -> list[TurnSnapshot]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT snapshot_json FROM turns WHERE session_id = ? ORDER BY turn_index",
+                (session_id,),
+            )
+            .fetchall()
+        )
+        return [TurnSnapshot.model_validate_json(r[0]) for r in rows]
+
+    # -- invariants -------------------------------------------------------------
+
+    async def verify(self, session_id: str | None = None) -> list[str]:
+        return await self._run(self._verify_sync, session_id)
+
+    def _verify_sync(self, session_id: str | None) -> list[str]:
+        conn = self._db()
+        problems: list[str] = []
+        where, args = ("WHERE id = ?", (session_id,)) if session_id else ("", ())
+        sessions = [r[0] for r in conn.execute(f"SELECT id FROM sessions {where}", args)]
+        for sid in sessions:
+            seqs = [r[0] for r in conn.execute(
+                "SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,)
+            )]
+            if seqs != list(range(1, len(seqs) + 1)):
+                problems.append(f"{sid}: message sequence has gaps or duplicates")
+            complete = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE session_id = ? AND status = 'complete'", (sid,)
+                )
+            }
+            in_context = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT ref_id FROM context_items WHERE session_id = ? AND kind = 'message' "
+                    "ORDER BY position",
+                    (sid,),
+                )
+            ]
+            if len(in_context) != len(set(in_context)):
+                problems.append(f"{sid}: a message appears twice in the context view")
+            if set(in_context) - complete:
+                problems.append(f"{sid}: the context view holds messages that are not complete")
+            if complete - set(in_context):
+                problems.append(f"{sid}: complete messages are missing from the context view")
+            for mid, stored, actual in conn.execute(
+                "SELECT m.id, m.token_count, COALESCE(SUM(p.token_count + p.result_token_count), 0) "
+                "FROM messages m LEFT JOIN parts p ON p.message_id = m.id "
+                "WHERE m.session_id = ? GROUP BY m.id",
+                (sid,),
+            ):
+                if stored != actual:
+                    problems.append(f"{sid}: message {mid} token count {stored} != parts {actual}")
+            (turns,) = conn.execute(
+                "SELECT COUNT(*) FROM turns WHERE session_id = ?", (sid,)
+            ).fetchone()
+            (count,) = conn.execute(
+                "SELECT turn_count FROM sessions WHERE id = ?", (sid,)
+            ).fetchone()
+            if turns != count:
+                problems.append(f"{sid}: turn_count {count} != {turns} snapshots")
+        for (orphan,) in conn.execute(
+            "SELECT p.id FROM parts p LEFT JOIN messages m ON m.id = p.message_id "
+            "WHERE m.id IS NULL LIMIT 10"
+        ):
+            problems.append(f"part {orphan} belongs to no message")
+        return problems
+
+    # -- maintenance helpers used by tests and tools -------------------------
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return await self._run(
+            lambda: self._db().execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+        )
+
+
+def config_json(data: dict[str, Any]) -> str:
+    """Deterministic JSON used for stored configuration."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
