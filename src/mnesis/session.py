@@ -535,14 +535,16 @@ class MnesisSession:
                 output=assistant.token_count,
             )
             cost = self._limits.cost(tokens) if tokens is not None else 0.0
-            snapshot = self._snapshot(extra_tokens=user.token_count + assistant.token_count
-                                      + 2 * MESSAGE_OVERHEAD)
+            snapshot = self._snapshot(
+                extra_tokens=user.token_count + assistant.token_count + 2 * MESSAGE_OVERHEAD
+            )
             outcome = await self._store.append(
                 self.id, (user, assistant), usage=usage, cost=cost, snapshot=snapshot
             )
             await self._absorb(outcome, (user, assistant), usage, cost)
-            doom = self._check_doom(assistant.id, [p for p in assistant_parts
-                                                    if isinstance(p, ToolPart)])
+            doom = self._check_doom(
+                assistant.id, [p for p in assistant_parts if isinstance(p, ToolPart)]
+            )
         return RecordResult(
             user_message_id=user.id,
             assistant_message_id=assistant.id,
@@ -571,9 +573,8 @@ class MnesisSession:
             if output is not None and not isinstance(output, str):
                 raise InvalidInputError(f"tool call {call_id!r}: output must be a string")
             text = output if output is not None else f"Error: {error}"
-            prepared.append(
-                ToolResult(call_id, output, error, self._estimator.estimate(text) + MESSAGE_OVERHEAD)
-            )
+            tokens = self._estimator.estimate(text) + MESSAGE_OVERHEAD
+            prepared.append(ToolResult(call_id, output, error, tokens))
         async with self._turn_lock:
             self._check_open(allow_closing=True)
             await self._fill(tuple(prepared))
@@ -733,13 +734,13 @@ class MnesisSession:
                     except Exception as exc:  # the consumer failed; the turn goes on
                         turn.callback_error = exc
         except BaseException as exc:
-            error = exc if isinstance(exc, asyncio.CancelledError) else as_llm_error(
-                exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+            error = (
+                exc
+                if isinstance(exc, asyncio.CancelledError)
+                else as_llm_error(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
             )
             await asyncio.shield(self._persist_failed(message_id, acc, error))
-            if isinstance(exc, LLMError | asyncio.CancelledError) or not isinstance(
-                exc, Exception
-            ):
+            if isinstance(exc, LLMError | asyncio.CancelledError) or not isinstance(exc, Exception):
                 raise
             raise error from exc
         return await self._persist_reply(message_id, acc, request)
@@ -769,8 +770,9 @@ class MnesisSession:
         parts: list[MessagePart] = [TextPart(text=text)] if text or not calls else []
         parts.extend(calls)
         finish = FinishReason.TOOL_CALLS if calls else (acc.finish_reason or FinishReason.STOP)
-        message = self._new_message(message_id, "assistant", parts, time.time(),
-                                    finish_reason=str(finish))
+        message = self._new_message(
+            message_id, "assistant", parts, time.time(), finish_reason=str(finish)
+        )
         usage = acc.usage or TokenUsage(
             input=self._system_tokens(None) + self._window.token_count,
             output=message.token_count,
@@ -823,8 +825,12 @@ class MnesisSession:
             output, error = await _invoke(handlers[call.tool_name], call)
             text = output if output is not None else f"Error: {error}"
             results.append(
-                ToolResult(call.tool_call_id, output, error,
-                           self._estimator.estimate(text) + MESSAGE_OVERHEAD)
+                ToolResult(
+                    call.tool_call_id,
+                    output,
+                    error,
+                    self._estimator.estimate(text) + MESSAGE_OVERHEAD,
+                )
             )
         await self._fill(tuple(results))
 
@@ -893,8 +899,10 @@ def _coerce_parts(value: str | list[MessagePart], what: str) -> list[MessagePart
         )
     try:
         return _PARTS.validate_python(
-            [p.model_dump() if isinstance(p, TextPart | ToolPart | FileRefPart) else p
-             for p in value]
+            [
+                p.model_dump() if isinstance(p, TextPart | ToolPart | FileRefPart) else p
+                for p in value
+            ]
         )
     except ValidationError as exc:
         raise InvalidInputError(f"{what} has an invalid part: {exc}") from exc
@@ -960,8 +968,8 @@ async def _invoke(handler: ToolHandler, call: ToolPart) -> tuple[str | None, str
 
 def _turn_result(turn: _Turn, user_id: str) -> TurnResult:
     last = turn.steps[-1]
-    usage = TokenUsage()
-    for step in turn.steps:
+    usage = turn.steps[0].usage
+    for step in turn.steps[1:]:
         usage = usage + step.usage
     return TurnResult(
         message_id=last.message_id,

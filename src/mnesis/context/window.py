@@ -83,8 +83,9 @@ def render_entry(entry: ContextEntry) -> list[dict[str, Any]]:
 
 
 def _tool_tokens(entry: ContextEntry) -> int:
-    return sum(t for p, t in zip(entry.parts, entry.part_tokens, strict=True)
-               if isinstance(p, ToolPart))
+    return sum(
+        t for p, t in zip(entry.parts, entry.part_tokens, strict=True) if isinstance(p, ToolPart)
+    )
 
 
 class ContextWindow:

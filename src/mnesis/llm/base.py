@@ -64,8 +64,13 @@ class _PendingCall:
     arguments: str = ""
 
 
-_FINISH_ALIASES = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
-                   "function_call": "tool_calls", "max_tokens": "length"}
+_FINISH_ALIASES = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "function_call": "tool_calls",
+    "max_tokens": "length",
+}
 
 
 @dataclass(slots=True)

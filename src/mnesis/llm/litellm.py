@@ -70,7 +70,8 @@ def usage_from_provider(usage: Any) -> TokenUsage | None:
     completion = int(_get(usage, "completion_tokens") or 0)
     details = _get(usage, "prompt_tokens_details")
     cache_read = int(
-        _get(usage, "cache_read_input_tokens") or (_get(details, "cached_tokens") if details else 0)
+        _get(usage, "cache_read_input_tokens")
+        or (_get(details, "cached_tokens") if details else 0)
         or 0
     )
     cache_write = int(_get(usage, "cache_creation_input_tokens") or 0)

@@ -84,9 +84,7 @@ def default_handler(request: LLMRequest) -> MockReply:
     last = request.messages[-1] if request.messages else {"role": "user", "content": ""}
     if last.get("role") == "tool":
         outputs = [
-            _message_text(m)[:80]
-            for m in reversed(request.messages)
-            if m.get("role") == "tool"
+            _message_text(m)[:80] for m in reversed(request.messages) if m.get("role") == "tool"
         ]
         return MockReply(text="Tool results received: " + " | ".join(reversed(outputs)))
     text = _message_text(last)
@@ -102,7 +100,7 @@ def default_handler(request: LLMRequest) -> MockReply:
     filler = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:12])
     words = text.split()
     echo = " ".join(words[:12]) + (" ..." if len(words) > 12 else "")
-    return MockReply(text=f"Mock answer to \"{echo}\": {filler}.")
+    return MockReply(text=f'Mock answer to "{echo}": {filler}.')
 
 
 def _chunks(text: str, pieces: int) -> list[str]:
@@ -147,7 +145,8 @@ class MockProvider:
             call_id = call.id or f"call_mock_{index}_{len(self.requests)}"
             arguments = json.dumps(call.arguments)
             half = len(arguments) // 2
-            yield StreamChunk(tool_calls=(ToolCallDelta(index, call_id, call.name, arguments[:half]),))
+            first = ToolCallDelta(index, call_id, call.name, arguments[:half])
+            yield StreamChunk(tool_calls=(first,))
             yield StreamChunk(tool_calls=(ToolCallDelta(index, arguments=arguments[half:]),))
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         usage = reply.usage or _estimate_usage(request, reply)
@@ -158,7 +157,9 @@ def _estimate_usage(request: LLMRequest, reply: MockReply) -> TokenUsage:
     # A cheap length-based count: the mock must not re-tokenise the history per turn.
     chars = sum(len(_message_text(m)) for m in request.messages)
     prompt = chars // 4 + 4 * len(request.messages)
-    completion = len(reply.text) // 4 + 1 + sum(
-        len(json.dumps(c.arguments)) // 4 + 8 for c in reply.tool_calls
+    completion = (
+        len(reply.text) // 4
+        + 1
+        + sum(len(json.dumps(c.arguments)) // 4 + 8 for c in reply.tool_calls)
     )
     return TokenUsage(input=prompt, output=completion, total=prompt + completion)

@@ -20,7 +20,7 @@ RetryCallback = Callable[[int, float, LLMError], None]
 
 def backoff_delay(config: RetryConfig, attempt: int) -> float:
     """``min(base_delay * 2**(attempt-1) + jitter, max_delay)`` for retry ``attempt`` (1-based)."""
-    jitter = random.uniform(0.0, config.base_delay) if config.jitter else 0.0  # noqa: S311
+    jitter = random.uniform(0.0, config.base_delay) if config.jitter else 0.0
     return float(min(config.base_delay * 2 ** (attempt - 1) + jitter, config.max_delay))
 
 

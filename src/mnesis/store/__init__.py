@@ -89,7 +89,9 @@ async def acquire_store(url: str, config: StoreConfig) -> Store:
             f"unsupported database URL scheme {scheme!r} (use a file path or sqlite:///path)"
         )
     new = await SQLiteStore(
-        os.path.expanduser(path), wal_mode=config.wal_mode, timeout=config.connection_timeout
+        os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
+        wal_mode=config.wal_mode,
+        timeout=config.connection_timeout,
     ).open()
     if path == ":memory:":
         return new

@@ -61,7 +61,9 @@ _MESSAGE_COLUMNS = (
     "m.error, m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, "
     "m.total_tokens, m.cost, m.token_count"
 )
-_PART_COLUMNS = "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count"
+_PART_COLUMNS = (
+    "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count"
+)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
@@ -69,9 +71,7 @@ def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return MnesisStoreError(f"database {path} stayed locked past the timeout: {text}")
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        "not a database" in text or "malformed" in text
-    ):
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
         return MnesisStoreError(f"{path} is not a readable mnesis database: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
         return MnesisStoreError(f"cannot open database file {path}: {text}")
@@ -269,9 +269,12 @@ class SQLiteStore:
     def _create_session_sync(self, r: SessionRecord) -> None:
         conn = self._db()
         with self._transaction(conn):
-            if r.parent_id is not None and not conn.execute(
-                "SELECT 1 FROM sessions WHERE id = ?", (r.parent_id,)
-            ).fetchone():
+            if (
+                r.parent_id is not None
+                and not conn.execute(
+                    "SELECT 1 FROM sessions WHERE id = ?", (r.parent_id,)
+                ).fetchone()
+            ):
                 raise SessionNotFoundError(r.parent_id)
             conn.execute(
                 "INSERT INTO sessions (id, parent_id, agent, model, system_prompt, config_json, "
@@ -294,7 +297,7 @@ class SQLiteStore:
     def _get_session_sync(self, session_id: str) -> SessionRecord:
         row = (
             self._db()
-            .execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
+            .execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))  # noqa: S608
             .fetchone()
         )
         if row is None:
@@ -414,9 +417,11 @@ class SQLiteStore:
         for idx, new in enumerate(msg.parts):
             part = new.part
             is_tool = isinstance(part, ToolPart)
-            call = part.model_copy(update={"output": None, "error_message": None}) if (
-                isinstance(part, ToolPart)
-            ) else part
+            call = (
+                part.model_copy(update={"output": None, "error_message": None})
+                if (isinstance(part, ToolPart))
+                else part
+            )
             rows.append(
                 (
                     msg.id,
@@ -467,9 +472,7 @@ class SQLiteStore:
                         f"no tool call with id {result.tool_call_id!r} in session {session_id}"
                     )
                 if row[2] in ("completed", "error"):
-                    raise ToolResultError(
-                        f"tool call {result.tool_call_id!r} already has a result"
-                    )
+                    raise ToolResultError(f"tool call {result.tool_call_id!r} already has a result")
                 status = "error" if result.error is not None else "completed"
                 conn.execute(
                     "UPDATE parts SET tool_status = ?, tool_output = ?, tool_error = ?, "
@@ -499,7 +502,7 @@ class SQLiteStore:
         if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
             raise SessionNotFoundError(session_id)
         rows = conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "
+            f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
             "LEFT JOIN parts p ON p.message_id = m.id "
             "WHERE m.session_id = ? ORDER BY m.seq, p.idx",
             (session_id,),
@@ -529,7 +532,7 @@ class SQLiteStore:
         rows = (
             self._db()
             .execute(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "
+                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
                 "LEFT JOIN parts p ON p.message_id = m.id WHERE m.id = ? ORDER BY p.idx",
                 (message_id,),
             )
@@ -550,7 +553,7 @@ class SQLiteStore:
         if row is None:
             raise SessionNotFoundError(session_id)
         rows = conn.execute(
-            f"SELECT ci.position, ci.ref_id, m.role, {_PART_COLUMNS} FROM context_items ci "
+            f"SELECT ci.position, ci.ref_id, m.role, {_PART_COLUMNS} FROM context_items ci "  # noqa: S608
             "JOIN messages m ON m.id = ci.ref_id "
             "LEFT JOIN parts p ON p.message_id = m.id "
             "WHERE ci.session_id = ? AND ci.kind = 'message' ORDER BY ci.position, p.idx",
@@ -600,12 +603,19 @@ class SQLiteStore:
     def _verify_sync(self, session_id: str | None) -> list[str]:
         conn = self._db()
         problems: list[str] = []
-        where, args = ("WHERE id = ?", (session_id,)) if session_id else ("", ())
-        sessions = [r[0] for r in conn.execute(f"SELECT id FROM sessions {where}", args)]
+        if session_id is not None:
+            sessions = [
+                r[0] for r in conn.execute("SELECT id FROM sessions WHERE id = ?", (session_id,))
+            ]
+        else:
+            sessions = [r[0] for r in conn.execute("SELECT id FROM sessions")]
         for sid in sessions:
-            seqs = [r[0] for r in conn.execute(
-                "SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,)
-            )]
+            seqs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,)
+                )
+            ]
             if seqs != list(range(1, len(seqs) + 1)):
                 problems.append(f"{sid}: message sequence has gaps or duplicates")
             complete = {
@@ -629,7 +639,8 @@ class SQLiteStore:
             if complete - set(in_context):
                 problems.append(f"{sid}: complete messages are missing from the context view")
             for mid, stored, actual in conn.execute(
-                "SELECT m.id, m.token_count, COALESCE(SUM(p.token_count + p.result_token_count), 0) "
+                "SELECT m.id, m.token_count, "
+                "COALESCE(SUM(p.token_count + p.result_token_count), 0) "
                 "FROM messages m LEFT JOIN parts p ON p.message_id = m.id "
                 "WHERE m.session_id = ? GROUP BY m.id",
                 (sid,),
