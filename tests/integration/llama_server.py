@@ -30,11 +30,13 @@ MODEL_ALIAS = "smollm2"
 MODEL_ENV_VAR = "MNESIS_TEST_GGUF"
 
 DEFAULT_N_CTX = 4096
-# "chatml-function-calling" renders plain chats as ChatML (SmolLM2's native
-# template) and additionally implements OpenAI-style ``tools`` /
-# ``tool_choice`` (streaming ``tool_calls`` deltas) via grammar-constrained
-# generation. The default (the GGUF's embedded jinja template) ignores tools.
-DEFAULT_CHAT_FORMAT = "chatml-function-calling"
+# None = llama-cpp's default: the GGUF's embedded (ChatML) jinja template.
+# Plain chat and *forced* tool calls (tool_choice={"type": "function", ...},
+# grammar-constrained, streamed as tool_calls deltas) work; tool_choice="auto"
+# / "required" are ignored (plain text reply). "chatml-function-calling" adds
+# non-streaming "auto" but breaks streaming "auto" (empty 200 response) and
+# "required" (HTTP 500), so it is not the default.
+DEFAULT_CHAT_FORMAT: str | None = None
 STARTUP_TIMEOUT_S = 120.0
 
 
@@ -103,7 +105,7 @@ class LlamaServer:
         self.alias = alias
         self.extra_args = list(extra_args or [])
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+        self._log_file = tempfile.NamedTemporaryFile(
             prefix="llama-server-", suffix=".log", delete=False
         )
         self.log_path = Path(self._log_file.name)
@@ -164,6 +166,7 @@ class LlamaServer:
             code = self._proc.poll()
             if code is not None:
                 self._proc = None
+                self.stop(keep_log=True)
                 raise LlamaServerError(
                     f"llama_cpp.server exited with code {code} during startup.\n"
                     f"command: {' '.join(self.command())}\n"
@@ -172,14 +175,17 @@ class LlamaServer:
             if self._ready():
                 return self.base_url
             time.sleep(0.25)
-        self.stop()
+        self.stop(keep_log=True)
         raise LlamaServerError(
             f"llama_cpp.server did not answer {self.base_url}/models within {timeout:.0f}s.\n"
             f"--- log tail ({self.log_path}) ---\n{self.log_tail()}"
         )
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Terminate the server (SIGTERM), escalating to SIGKILL after ``grace`` s."""
+    def stop(self, grace: float = 10.0, *, keep_log: bool = False) -> None:
+        """Terminate the server (SIGTERM), escalating to SIGKILL after ``grace`` s.
+
+        The log file is deleted unless ``keep_log`` (set on startup failures).
+        """
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -190,6 +196,8 @@ class LlamaServer:
                 proc.wait(timeout=grace)
         if not self._log_file.closed:
             self._log_file.close()
+            if not keep_log:
+                self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> LlamaServer:
         self.start()
