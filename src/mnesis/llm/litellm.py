@@ -43,7 +43,10 @@ def translate_error(exc: Exception) -> LLMError:
     if isinstance(exc, LLMError):
         return exc
     names = {cls.__name__ for cls in type(exc).__mro__}
-    message = str(exc).strip() or type(exc).__name__
+    try:
+        message = str(exc).strip() or type(exc).__name__
+    except Exception:  # some SDK exceptions fail in __str__ when half-built
+        message = type(exc).__name__
     if len(message) > 2000:
         message = message[:2000] + "…"
     status = getattr(exc, "status_code", None)
