@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-FIRST_SESSION = '''
+FIRST_SESSION = """
 import asyncio
 from mnesis import MnesisSession
 async def main():
@@ -24,10 +24,10 @@ async def main():
         print(result.text)
         print(f"Tokens used: {result.tokens.effective_total()}")
 asyncio.run(main())
-'''
+"""
 
 SNIPPETS = {
-    "manual_lifecycle": '''
+    "manual_lifecycle": """
 async with await MnesisSession.create(
     model="anthropic/claude-opus-4-6",
     system_prompt="You are a helpful assistant.",
@@ -38,14 +38,14 @@ async with await MnesisSession.create(
 session = await MnesisSession.create(model="anthropic/claude-opus-4-6")
 result = await session.send("Explain the GIL in Python.")
 await session.close()
-''',
-    "multi_turn": '''
+""",
+    "multi_turn": """
 async with MnesisSession.open(model="anthropic/claude-opus-4-6") as session:
     await session.send("My name is Alice.")
     await session.send("What's my name?") # model still knows: Alice
     await session.send("Write a poem about context management.")
-''',
-    "resume": '''
+""",
+    "resume": """
 # First run — save the session ID
 session = await MnesisSession.create(model="anthropic/claude-opus-4-6")
 session_id = session.id
@@ -56,16 +56,16 @@ session = await MnesisSession.load(session_id)
 result = await session.send("What was the secret code?")
 print(result.text) # "The secret code is 42."
 await session.close()
-''',
-    "monitoring": '''
+""",
+    "monitoring": """
 async with MnesisSession.open(model="anthropic/claude-opus-4-6") as session:
     result = await session.send("...")
     if result.compaction_triggered:
         print("Compaction ran in the background — context is fresh again.")
     from mnesis.events.bus import MnesisEvent
     session.subscribe(MnesisEvent.COMPACTION_COMPLETED, lambda e, p: print("Compacted!", p))
-''',
-    "streaming": '''
+""",
+    "streaming": """
 async with MnesisSession.open(model="anthropic/claude-opus-4-6") as session:
     async for event in session.stream("Explain the GIL in Python."):
         if event.type == "text_delta":
@@ -73,14 +73,14 @@ async with MnesisSession.open(model="anthropic/claude-opus-4-6") as session:
         elif event.type == "turn_complete":
             print() # newline after streaming ends
             print(f"Tokens: {event.result.tokens.effective_total()}")
-''',
-    "abandonment": '''
+""",
+    "abandonment": """
 async with MnesisSession.open(model="anthropic/claude-opus-4-6") as session:
     # Safe to break early — the turn is still persisted
     async for event in session.stream("Long response..."):
         if event.type == "text_delta" and "stop" in event.text:
             break # stop reading, but send() finishes in background
-''',
+""",
 }
 
 

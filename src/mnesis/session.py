@@ -28,6 +28,7 @@ from mnesis.context import ContextWindow, render_file_block, tool_signature
 from mnesis.errors import (
     InvalidInputError,
     LLMError,
+    LLMPermanentError,
     SessionClosedError,
 )
 from mnesis.events.bus import EventBus, Handler, MnesisEvent
@@ -416,6 +417,7 @@ class MnesisSession:
         system_prompt: str | None = None,
         tool_handlers: dict[str, ToolHandler] | None = None,
         max_tool_steps: int | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> TurnResult:
         """Send a user message and return the model's reply, persisted.
 
@@ -429,6 +431,8 @@ class MnesisSession:
                 and fed back until the model answers or ``max_tool_steps``.
             max_tool_steps: Model calls allowed in one tool loop
                 (default ``config.session.max_tool_steps``).
+            tool_choice: Passed to the provider (``"auto"``, ``"required"`` or a
+                specific function); applies to the first model call of the turn.
         """
         self._check_open()
         parts = _user_parts(message)
@@ -441,7 +445,8 @@ class MnesisSession:
             user_id = await self._append_user(parts)
             turn = _Turn()
             while True:
-                step = await self._model_step(tool_list, on_part, system_prompt, turn)
+                choice = tool_choice if not turn.steps else None
+                step = await self._model_step(tool_list, choice, on_part, system_prompt, turn)
                 turn.steps.append(step)
                 if (
                     step.doom_loop
@@ -464,6 +469,7 @@ class MnesisSession:
         system_prompt: str | None = None,
         tool_handlers: dict[str, ToolHandler] | None = None,
         max_tool_steps: int | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> AsyncIterator[TextDelta | TurnComplete]:
         """Yield ``TextDelta`` events live as the model writes, then ``TurnComplete``.
 
@@ -486,6 +492,7 @@ class MnesisSession:
                 system_prompt=system_prompt,
                 tool_handlers=tool_handlers,
                 max_tool_steps=max_tool_steps,
+                tool_choice=tool_choice,
             )
         )
         self._tasks.add(task)
@@ -708,6 +715,7 @@ class MnesisSession:
     async def _model_step(
         self,
         tools: list[dict[str, Any]] | None,
+        tool_choice: str | dict[str, Any] | None,
         on_part: OnPart | None,
         system_prompt: str | None,
         turn: _Turn,
@@ -717,6 +725,7 @@ class MnesisSession:
             model=self.model,
             messages=self._window.messages(prompt),
             tools=tools,
+            tool_choice=tool_choice if tools else None,
             max_tokens=self._limits.max_output_tokens,
         )
         acc = ResponseAccumulator()
@@ -733,6 +742,11 @@ class MnesisSession:
                             await outcome
                     except Exception as exc:  # the consumer failed; the turn goes on
                         turn.callback_error = exc
+            if not acc.text and not acc.has_tool_calls:
+                # Some servers end a failed stream (overflow, crash) with nothing at all.
+                raise LLMPermanentError(
+                    f"the provider returned an empty response (finish_reason={acc.finish_reason})"
+                )
         except BaseException as exc:
             error = (
                 exc

@@ -63,8 +63,12 @@ def test_litellm_stream_chunks_translate_text_tool_calls_and_usage() -> None:
                     "index": 0,
                     "delta": {
                         "tool_calls": [
-                            {"index": 0, "id": "call_9", "type": "function",
-                             "function": {"name": "lookup", "arguments": '{"q": '}}
+                            {
+                                "index": 0,
+                                "id": "call_9",
+                                "type": "function",
+                                "function": {"name": "lookup", "arguments": '{"q": '},
+                            }
                         ]
                     },
                 }
@@ -82,7 +86,9 @@ def test_litellm_stream_chunks_translate_text_tool_calls_and_usage() -> None:
     ]
     final = ModelResponseStream(choices=[])
     final.usage = litellm.Usage(
-        prompt_tokens=100, completion_tokens=7, total_tokens=107,
+        prompt_tokens=100,
+        completion_tokens=7,
+        total_tokens=107,
         prompt_tokens_details={"cached_tokens": 40},
     )
     acc = ResponseAccumulator()
@@ -90,7 +96,9 @@ def test_litellm_stream_chunks_translate_text_tool_calls_and_usage() -> None:
         acc.add(chunk_from_litellm(chunk))
     assert acc.text == "Hello"
     calls = acc.tool_parts("x")
-    assert [(c.tool_name, c.tool_call_id, c.input) for c in calls] == [("lookup", "call_9", {"q": "x"})]
+    assert [(c.tool_name, c.tool_call_id, c.input) for c in calls] == [
+        ("lookup", "call_9", {"q": "x"})
+    ]
     assert acc.finish_reason == "tool_calls"
     assert acc.usage == TokenUsage(input=60, output=7, cache_read=40, total=107)
 

@@ -10,11 +10,32 @@ from pathlib import Path
 import mnesis
 
 SPEC_NAMES = {
-    "MnesisSession", "MnesisConfig", "CompactionConfig", "FileConfig", "StoreConfig",
-    "OperatorConfig", "SessionConfig", "TokenUsage", "TurnResult", "RecordResult",
-    "TextDelta", "TurnComplete", "TurnSnapshot", "ContextBreakdown", "CompactionResult",
-    "MessagePart", "TextPart", "ToolPart", "FileRefPart", "MessageWithParts", "FinishReason",
-    "EventBus", "MnesisEvent", "TokenEstimator", "MnesisStoreError", "SessionNotFoundError",
+    "MnesisSession",
+    "MnesisConfig",
+    "CompactionConfig",
+    "FileConfig",
+    "StoreConfig",
+    "OperatorConfig",
+    "SessionConfig",
+    "TokenUsage",
+    "TurnResult",
+    "RecordResult",
+    "TextDelta",
+    "TurnComplete",
+    "TurnSnapshot",
+    "ContextBreakdown",
+    "CompactionResult",
+    "MessagePart",
+    "TextPart",
+    "ToolPart",
+    "FileRefPart",
+    "MessageWithParts",
+    "FinishReason",
+    "EventBus",
+    "MnesisEvent",
+    "TokenEstimator",
+    "MnesisStoreError",
+    "SessionNotFoundError",
 }
 SRC = Path(mnesis.__file__).parent
 # Lower layers never import higher ones.

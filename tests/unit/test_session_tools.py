@@ -56,7 +56,11 @@ async def test_streamed_tool_call_is_assembled_persisted_and_returned(db_path: s
         assert result.finish_reason == "tool_calls"
         assert len(result.tool_calls) == 1
         call = result.tool_calls[0]
-        assert (call.tool_name, call.tool_call_id, call.input) == ("get_weather", "call_1", {"city": "Paris"})
+        assert (call.tool_name, call.tool_call_id, call.input) == (
+            "get_weather",
+            "call_1",
+            {"city": "Paris"},
+        )
         stored = (await session.messages())[-1]
         assert stored.tool_parts()[0].status == ToolStatus.PENDING
         # Before a result is recorded the context still pairs the call with a placeholder.
@@ -141,7 +145,9 @@ async def test_tool_loop_stops_at_the_step_limit(db_path: str) -> None:
         model=MODEL, db_path=db_path, provider=MockProvider(always_call)
     ) as session:
         result = await session.send(
-            "loop", tools=[WEATHER], tool_handlers={"get_weather": lambda city: "ok"},
+            "loop",
+            tools=[WEATHER],
+            tool_handlers={"get_weather": lambda city: "ok"},
             max_tool_steps=4,
         )
         assert result.steps == 4
@@ -161,7 +167,9 @@ async def test_identical_tool_calls_trigger_doom_loop_detection(db_path: str) ->
     ) as session:
         session.subscribe(MnesisEvent.DOOM_LOOP_DETECTED, lambda e, p: events.append(p))
         result = await session.send(
-            "loop", tools=[WEATHER], tool_handlers={"get_weather": lambda city: "sunny"},
+            "loop",
+            tools=[WEATHER],
+            tool_handlers={"get_weather": lambda city: "sunny"},
             max_tool_steps=10,
         )
         assert result.doom_loop_detected
@@ -179,8 +187,11 @@ async def test_record_accepts_tool_parts_and_detects_doom_loops(db_path: str) ->
         outcomes = []
         for i in range(3):
             part = ToolPart(
-                tool_name="ls", tool_call_id=f"t{i}", input={"path": "/"},
-                output="a b c", status=ToolStatus.COMPLETED,
+                tool_name="ls",
+                tool_call_id=f"t{i}",
+                input={"path": "/"},
+                output="a b c",
+                status=ToolStatus.COMPLETED,
             )
             outcomes.append(await s.record(f"list it {i}", [part]))
         assert [o.doom_loop_detected for o in outcomes] == [False, False, True]
@@ -219,7 +230,8 @@ async def test_user_message_cannot_carry_tool_calls(db_path: str) -> None:
 async def test_default_mock_calls_a_named_tool_then_reports(db_path: str) -> None:
     async with MnesisSession.open(model=MODEL, db_path=db_path, provider=MockProvider()) as s:
         result = await s.send(
-            "please call get_weather", tools=[WEATHER],
+            "please call get_weather",
+            tools=[WEATHER],
             tool_handlers={"get_weather": lambda city: f"{city}: sunny"},
         )
         assert result.text == "Tool results received: mock: sunny"

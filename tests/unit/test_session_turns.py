@@ -32,7 +32,9 @@ def last_user_text(request: LLMRequest) -> str:
 
 
 async def test_send_persists_both_messages_and_returns_provider_usage(db_path: str) -> None:
-    provider = MockProvider(lambda r: MockReply(text="hi there", usage=TokenUsage(input=11, output=3)))
+    provider = MockProvider(
+        lambda r: MockReply(text="hi there", usage=TokenUsage(input=11, output=3))
+    )
     async with MnesisSession.open(model=MODEL, db_path=db_path, provider=provider) as session:
         result = await session.send("hello")
         assert result.text == "hi there"

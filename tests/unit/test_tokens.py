@@ -31,8 +31,11 @@ def test_bundled_encodings_load_offline(model: str) -> None:
 
 def test_heuristic_does_not_undercount_cjk() -> None:
     exact = TokenEstimator("gpt-4")
-    for text in ["这是一个关于上下文管理的测试句子。" * 20, "コンテキスト管理のテストです。" * 20,
-                 "문맥 관리 테스트 문장입니다." * 20]:
+    for text in [
+        "这是一个关于上下文管理的测试句子。" * 20,
+        "コンテキスト管理のテストです。" * 20,
+        "문맥 관리 테스트 문장입니다." * 20,
+    ]:
         assert heuristic_count(text) >= exact.estimate(text)
 
 

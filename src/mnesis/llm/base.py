@@ -23,6 +23,7 @@ class LLMRequest:
     model: str
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -100,6 +101,10 @@ class ResponseAccumulator:
     @property
     def text(self) -> str:
         return "".join(self.text_chunks)
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return any(call.name for call in self._calls.values())
 
     def tool_parts(self, id_prefix: str) -> list[ToolPart]:
         """The assembled tool calls; arguments that are not a JSON object are kept

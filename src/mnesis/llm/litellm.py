@@ -153,12 +153,23 @@ class LiteLLMProvider:
         }
         if request.tools:
             kwargs["tools"] = request.tools
+            # Function tools are never MCP tools; skip litellm's MCP gateway check,
+            # which otherwise needs the optional 'mcp' package.
+            kwargs["_skip_mcp_handler"] = True
+        if request.tool_choice is not None:
+            kwargs["tool_choice"] = request.tool_choice
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if self.api_base is not None:
             kwargs["api_base"] = self.api_base
+        if kwargs.get("api_base") or getattr(litellm, "api_base", None):
+            # OpenAI-compatible servers (llama.cpp, vLLM) render chat templates that
+            # fail on a null content; an empty string means the same thing.
+            kwargs["messages"] = [
+                {**m, "content": ""} if m.get("content") is None else m for m in request.messages
+            ]
         if self._api_key is not None:
             kwargs["api_key"] = self._api_key
         try:
