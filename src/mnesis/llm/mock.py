@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,10 +130,12 @@ class MockProvider:
         self.handler: MockHandler = handler or default_handler
         self.chunks = max(1, chunks)
         self.chunk_delay = chunk_delay
-        self.requests: list[LLMRequest] = []
+        self.requests: deque[LLMRequest] = deque(maxlen=100)  # the most recent requests
+        self.calls = 0
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamChunk]:
         self.requests.append(request)
+        self.calls += 1
         outcome = self.handler(request)
         if inspect.isawaitable(outcome):
             outcome = await outcome
@@ -142,7 +145,7 @@ class MockProvider:
                 await asyncio.sleep(self.chunk_delay)
             yield StreamChunk(text=piece)
         for index, call in enumerate(reply.tool_calls):
-            call_id = call.id or f"call_mock_{index}_{len(self.requests)}"
+            call_id = call.id or f"call_mock_{self.calls}_{index}"
             arguments = json.dumps(call.arguments)
             half = len(arguments) // 2
             first = ToolCallDelta(index, call_id, call.name, arguments[:half])
