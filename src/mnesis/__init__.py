@@ -41,12 +41,23 @@ from mnesis.models.results import (
     TurnResult,
     TurnSnapshot,
 )
+from mnesis.operators import (
+    AgenticMap,
+    AgentMapBatch,
+    AgentMapResult,
+    LLMMap,
+    MapBatch,
+    MapResult,
+)
 from mnesis.session import MnesisSession
 from mnesis.tokens import TokenEstimator
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentMapBatch",
+    "AgentMapResult",
+    "AgenticMap",
     "CompactionConfig",
     "CompactionResult",
     "ConfigError",
@@ -57,6 +68,9 @@ __all__ = [
     "FinishReason",
     "InvalidInputError",
     "LLMError",
+    "LLMMap",
+    "MapBatch",
+    "MapResult",
     "MessagePart",
     "MessageWithParts",
     "MnesisConfig",

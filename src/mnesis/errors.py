@@ -11,6 +11,7 @@ raw: the layer that talks to them translates them here, keeping the original as
     MnesisError
     ├── MnesisStoreError              storage failed (I/O, corruption, locking)
     │   ├── SchemaVersionError        the database is newer than this code
+    │   ├── StoreConstraintError      (also ValueError) a write the schema rejects
     │   └── SessionNotFoundError      (also KeyError) no session with that id
     ├── SessionClosedError            the session was closed; open or load a new one
     ├── ConfigError                   (also ValueError) an impossible configuration
@@ -34,6 +35,10 @@ class MnesisStoreError(MnesisError):
 
 class SchemaVersionError(MnesisStoreError):
     """The database schema is newer than this version of mnesis understands."""
+
+
+class StoreConstraintError(MnesisStoreError, ValueError):
+    """A write that the schema's constraints reject; nothing was written."""
 
 
 class SessionNotFoundError(MnesisStoreError, KeyError):

@@ -39,7 +39,7 @@ SPEC_NAMES = {
 }
 SRC = Path(mnesis.__file__).parent
 # Lower layers never import higher ones.
-LAYERS = ["errors", "models", "events", "tokens", "store", "llm", "context", "session"]
+LAYERS = ["errors", "models", "events", "tokens", "store", "llm", "context", "session", "operators"]
 
 
 def test_all_is_sorted_and_exported() -> None:

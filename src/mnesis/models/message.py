@@ -166,4 +166,6 @@ class MessageWithParts(BaseModel):
 
 def part_to_json(part: TextPart | ToolPart | FileRefPart) -> str:
     """Serialise a part for storage (compact, deterministic)."""
-    return json.dumps(part.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        part.model_dump(mode="json"), separators=(",", ":"), sort_keys=True, ensure_ascii=False
+    )

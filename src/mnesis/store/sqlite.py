@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from mnesis.errors import (
+    InvalidInputError,
     MnesisStoreError,
     SchemaVersionError,
     SessionNotFoundError,
+    StoreConstraintError,
     ToolResultError,
 )
 from mnesis.models.message import (
@@ -69,6 +71,8 @@ _PART_COLUMNS = (
 def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
     """Map a sqlite3 error to a mnesis error that says what to do about it."""
     text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreConstraintError(f"rejected by the schema of {path}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
         return MnesisStoreError(f"database {path} stayed locked past the timeout: {text}")
     if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
@@ -168,7 +172,12 @@ class SQLiteStore:
 
     async def open(self) -> SQLiteStore:
         """Open the file, set pragmas and run pending migrations."""
-        await self._run(self._open_sync)
+        try:
+            await self._run(self._open_sync)
+        except BaseException:
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            raise
         return self
 
     def _open_sync(self) -> None:
@@ -179,6 +188,7 @@ class SQLiteStore:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            self._refuse_newer_schema(conn)  # before anything writes to the file
             if self._wal:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -189,6 +199,22 @@ class SQLiteStore:
             conn.close()
             self._conn = None
             raise
+
+    def _refuse_newer_schema(self, conn: sqlite3.Connection) -> None:
+        latest = load_migrations("sqlite")[-1].version
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return
+        (current,) = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        ).fetchone()
+        if current > latest:
+            raise SchemaVersionError(
+                f"database {self.path} has schema version {current}, newer than this "
+                f"mnesis understands ({latest}); upgrade mnesis"
+            )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrations = load_migrations("sqlite")
@@ -241,6 +267,11 @@ class SQLiteStore:
             return await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                "text contains characters that cannot be stored as UTF-8 (a lone surrogate, "
+                f"as os.fsdecode() makes from undecodable file names): {exc}"
+            ) from exc
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -451,6 +482,11 @@ class SQLiteStore:
         return await self._run(self._fill_sync, session_id, results)
 
     def _fill_sync(self, session_id: str, results: tuple[ToolResult, ...]) -> AppendOutcome:
+        if not results:
+            raise ToolResultError("no tool results given")
+        for result in results:
+            if result.output is None and result.error is None:
+                raise ToolResultError(f"tool call {result.tool_call_id!r}: no output and no error")
         conn = self._db()
         now = time.time()
         message_ids: list[str] = []
@@ -585,6 +621,7 @@ class SQLiteStore:
         return await self._run(self._snapshots_sync, session_id)
 
     def _snapshots_sync(self, session_id: str) -> list[TurnSnapshot]:
+        self._get_session_sync(session_id)
         rows = (
             self._db()
             .execute(
@@ -604,6 +641,7 @@ class SQLiteStore:
         conn = self._db()
         problems: list[str] = []
         if session_id is not None:
+            self._get_session_sync(session_id)
             sessions = [
                 r[0] for r in conn.execute("SELECT id FROM sessions WHERE id = ?", (session_id,))
             ]
@@ -655,10 +693,19 @@ class SQLiteStore:
             ).fetchone()
             if turns != count:
                 problems.append(f"{sid}: turn_count {count} != {turns} snapshots")
-        for (orphan,) in conn.execute(
-            "SELECT p.id FROM parts p LEFT JOIN messages m ON m.id = p.message_id "
-            "WHERE m.id IS NULL LIMIT 10"
-        ):
+        orphans = (
+            conn.execute(
+                "SELECT p.id FROM parts p LEFT JOIN messages m ON m.id = p.message_id "
+                "WHERE m.id IS NULL AND p.session_id = ? LIMIT 10",
+                (session_id,),
+            )
+            if session_id is not None
+            else conn.execute(
+                "SELECT p.id FROM parts p LEFT JOIN messages m ON m.id = p.message_id "
+                "WHERE m.id IS NULL LIMIT 10"
+            )
+        )
+        for (orphan,) in orphans:
             problems.append(f"part {orphan} belongs to no message")
         return problems
 

@@ -1,0 +1,210 @@
+"""AgenticMap: one independent multi-step sub-agent per input, in parallel.
+
+Each input gets its own :class:`~mnesis.session.MnesisSession` (stored, linked
+to ``parent_session_id``), which runs the tool loop up to ``max_turns`` model
+calls. The parent sees only each sub-agent's final text; the sub-agents'
+transcripts stay in the store, reachable by session id.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from mnesis.errors import InvalidInputError, LLMError
+from mnesis.events.bus import EventBus, MnesisEvent
+from mnesis.llm import LLMProvider
+from mnesis.models.config import MnesisConfig, OperatorConfig
+from mnesis.models.message import TokenUsage
+from mnesis.operators._pool import run_pool
+from mnesis.operators.results import AgentMapBatch, AgentMapResult
+from mnesis.operators.templates import compile_template, render
+from mnesis.session import MnesisSession, ToolHandler
+
+_WRITING_NAME = re.compile(
+    r"(^|[_\-.])(write|edit|delete|remove|rm|create|update|patch|insert|move|rename|exec|"
+    r"execute|bash|shell|run|put|post|upload|commit|push|drop|truncate|mkdir|chmod)([_\-.]|$)",
+    re.IGNORECASE,
+)
+
+
+def tool_writes(tool: dict[str, Any]) -> bool:
+    """Whether a tool definition may change things.
+
+    A definition says so with ``"read_only": false`` (or ``"writes": true``);
+    otherwise its name decides (``write_file``, ``delete``, ``bash`` ... write).
+    """
+    if "read_only" in tool:
+        return not bool(tool["read_only"])
+    if "writes" in tool:
+        return bool(tool["writes"])
+    name = str((tool.get("function") or {}).get("name", ""))
+    return bool(_WRITING_NAME.search(name))
+
+
+class AgenticMap:
+    """Run a sub-agent per input.
+
+    Args:
+        config: Concurrency (``OperatorConfig.agentic_map_concurrency``).
+        event_bus: Publish ``MAP_*`` events here.
+        model: Default model for :meth:`run`.
+        provider: Model backend for the sub-sessions.
+    """
+
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        event_bus: EventBus | None = None,
+        model: str | None = None,
+        *,
+        provider: LLMProvider | None = None,
+    ) -> None:
+        self.config = config or OperatorConfig()
+        self.event_bus = event_bus
+        self.model = model
+        self.provider = provider
+
+    async def run(
+        self,
+        inputs: Iterable[Any],
+        agent_prompt_template: str,
+        *,
+        model: str | None = None,
+        concurrency: int | None = None,
+        read_only: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        tool_handlers: dict[str, ToolHandler] | None = None,
+        max_turns: int = 20,
+        continuation_message: str = "",
+        parent_session_id: str | None = None,
+        db_path: str | None = None,
+        system_prompt: str = "You are a focused sub-agent. Finish the task, then answer.",
+        session_config: MnesisConfig | None = None,
+    ) -> AsyncIterator[AgentMapResult]:
+        """Yield one :class:`AgentMapResult` per input, in completion order.
+
+        ``max_turns`` bounds the model calls of each sub-agent. When
+        ``continuation_message`` is set and a sub-agent stops at that bound
+        while still calling tools, it is sent once more to let it conclude.
+        """
+        template = compile_template(agent_prompt_template)
+        chosen = model or self.model
+        if not chosen:
+            raise InvalidInputError(
+                "AgenticMap needs a model: pass model= to AgenticMap() or run()"
+            )
+        if max_turns < 1:
+            raise InvalidInputError("max_turns must be >= 1")
+        if read_only:
+            writing = [t["function"]["name"] for t in tools or [] if tool_writes(t)]
+            if writing:
+                raise InvalidInputError(
+                    f"read_only sub-agents cannot be given tools that write: {writing}; "
+                    "pass read_only=False or mark a tool {'read_only': True}"
+                )
+        clean_tools = [
+            {k: v for k, v in t.items() if k not in ("read_only", "writes")} for t in tools or []
+        ] or None
+        items = list(inputs)
+        workers = concurrency or self.config.agentic_map_concurrency
+        started = time.perf_counter()
+        self._publish(
+            MnesisEvent.MAP_STARTED,
+            {"operator": "agentic_map", "total": len(items), "model": chosen},
+        )
+
+        async def one(index: int, item: Any) -> AgentMapResult:
+            prompt = render(template, item)
+            session: MnesisSession | None = None
+            outputs: list[str] = []
+            usage = TokenUsage()
+            try:
+                session = await MnesisSession.create(
+                    model=chosen,
+                    agent="agentic_map",
+                    parent_id=parent_session_id,
+                    config=session_config,
+                    system_prompt=system_prompt,
+                    db_path=db_path,
+                    provider=self.provider,
+                    event_bus=self.event_bus,
+                )
+                result = await session.send(
+                    prompt,
+                    tools=clean_tools,
+                    tool_handlers=tool_handlers,
+                    max_tool_steps=max_turns,
+                )
+                usage = usage + result.tokens
+                if result.finish_reason == "tool_calls" and continuation_message:
+                    outputs.append(result.text)
+                    result = await session.send(continuation_message)
+                    usage = usage + result.tokens
+                outputs.extend(
+                    m.text_content()
+                    for m in await session.messages()
+                    if m.role == "assistant" and m.id != result.message_id and m.text_content()
+                )
+                outcome = AgentMapResult(
+                    input=item,
+                    session_id=session.id,
+                    output_text=result.text,
+                    success=True,
+                    token_usage=usage,
+                    intermediate_outputs=outputs,
+                    index=index,
+                )
+            except LLMError as exc:
+                outcome = AgentMapResult(
+                    input=item,
+                    session_id=session.id if session else None,
+                    success=False,
+                    error=str(exc),
+                    error_kind="llm_error",
+                    token_usage=usage,
+                    index=index,
+                )
+            finally:
+                if session is not None:
+                    await session.close()
+            self._publish(
+                MnesisEvent.MAP_ITEM_COMPLETED,
+                {
+                    "operator": "agentic_map",
+                    "index": index,
+                    "success": outcome.success,
+                    "attempts": 1,
+                    "error_kind": outcome.error_kind,
+                },
+            )
+            return outcome
+
+        succeeded = failed = 0
+        async for result in run_pool(items, one, workers):
+            succeeded += result.success
+            failed += not result.success
+            yield result
+        self._publish(
+            MnesisEvent.MAP_COMPLETED,
+            {
+                "operator": "agentic_map",
+                "total": len(items),
+                "succeeded": succeeded,
+                "failed": failed,
+                "elapsed_ms": (time.perf_counter() - started) * 1000,
+            },
+        )
+
+    async def run_all(
+        self, inputs: Iterable[Any], agent_prompt_template: str, **kwargs: Any
+    ) -> AgentMapBatch:
+        """Run everything and return the results in input order."""
+        results = [r async for r in self.run(inputs, agent_prompt_template, **kwargs)]
+        return AgentMapBatch(results=sorted(results, key=lambda r: r.index))
+
+    def _publish(self, event: MnesisEvent, payload: Any) -> None:
+        if self.event_bus is not None:
+            self.event_bus.publish(event, payload)

@@ -1,0 +1,261 @@
+"""LLMMap: one stateless, schema-validated model call per item, in parallel.
+
+Bulk work (classify 5,000 tickets, extract fields from 300 files) stays out of
+any session's context: each item gets its own call, the reply is parsed and
+validated against the output schema, and a reply that fails validation is
+retried with the error fed back. Results stream in completion order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mnesis.errors import InvalidInputError, LLMError
+from mnesis.events.bus import EventBus, MnesisEvent
+from mnesis.llm import LLMProvider, default_provider
+from mnesis.llm.base import LLMRequest, complete
+from mnesis.llm.retry import as_llm_error
+from mnesis.models.config import OperatorConfig
+from mnesis.models.message import TokenUsage
+from mnesis.operators._pool import run_pool
+from mnesis.operators.results import ErrorKind, MapBatch, MapResult
+from mnesis.operators.templates import compile_template, render
+from mnesis.tokens import TokenEstimator
+
+DEFAULT_RETRY_GUIDANCE = (
+    "Your previous reply could not be used: {error}\n"
+    "Reply again with only a JSON object that matches the schema."
+)
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+class _Schema:
+    """A Pydantic model class or a JSON-Schema dict, behind one validate()."""
+
+    def __init__(self, schema: Any) -> None:
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            self.model: type[BaseModel] | None = schema
+            self.json_schema = schema.model_json_schema()
+            self._validator: Any = None
+        elif isinstance(schema, dict):
+            import jsonschema
+
+            try:
+                validator_cls = jsonschema.validators.validator_for(schema)
+                validator_cls.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise InvalidInputError(
+                    f"output_schema is not a valid JSON Schema: {exc.message}"
+                ) from exc
+            self.model = None
+            self.json_schema = schema
+            self._validator = validator_cls(schema)
+        else:
+            raise InvalidInputError(
+                "output_schema must be a Pydantic model class or a JSON-Schema dict, "
+                f"not {type(schema).__name__}"
+            )
+
+    def validate(self, data: Any) -> Any:
+        if self.model is not None:
+            return self.model.model_validate(data)
+        errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+        if errors:
+            raise ValueError(
+                "; ".join(
+                    f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:5]
+                )
+            )
+        return data
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a reply: bare, fenced in ```json, or the outermost {...}."""
+    candidates = [text.strip()]
+    candidates += [m.strip() for m in _FENCE.findall(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    raise ValueError("the reply contains no JSON object")
+
+
+class LLMMap:
+    """Map a prompt template over inputs with one validated model call each.
+
+    Args:
+        config: Concurrency and retries (``OperatorConfig``).
+        estimator: Token estimator (reserved for budgeting prompts).
+        event_bus: Publish ``MAP_*`` events here.
+        model: Default model for :meth:`run`.
+        provider: Model backend; default litellm (the mock under ``MNESIS_MOCK_LLM=1``).
+    """
+
+    def __init__(
+        self,
+        config: OperatorConfig | None = None,
+        estimator: TokenEstimator | None = None,
+        event_bus: EventBus | None = None,
+        model: str | None = None,
+        *,
+        provider: LLMProvider | None = None,
+    ) -> None:
+        self.config = config or OperatorConfig()
+        self.estimator = estimator
+        self.event_bus = event_bus
+        self.model = model
+        self.provider = provider
+
+    async def run(
+        self,
+        inputs: Iterable[Any],
+        prompt_template: str,
+        output_schema: Any,
+        *,
+        model: str | None = None,
+        concurrency: int | None = None,
+        max_retries: int | None = None,
+        system_prompt: str | None = None,
+        temperature: float = 0.0,
+        timeout_secs: float = 60.0,
+        retry_guidance: str = DEFAULT_RETRY_GUIDANCE,
+    ) -> AsyncIterator[MapResult]:
+        """Yield one :class:`MapResult` per input, in completion order."""
+        template = compile_template(prompt_template)
+        schema = _Schema(output_schema)
+        chosen = model or self.model
+        if not chosen:
+            raise InvalidInputError("LLMMap needs a model: pass model= to LLMMap() or run()")
+        workers = concurrency or self.config.llm_map_concurrency
+        retries = self.config.max_retries if max_retries is None else max_retries
+        if workers < 1 or retries < 0 or timeout_secs <= 0:
+            raise InvalidInputError("concurrency >= 1, max_retries >= 0, timeout_secs > 0")
+        items = list(inputs)
+        provider = self.provider or default_provider()
+        instruction = (
+            "\n\nRespond with only a JSON object that matches this JSON Schema:\n"
+            + json.dumps(schema.json_schema)
+        )
+        started = time.perf_counter()
+        self._publish(
+            MnesisEvent.MAP_STARTED, {"operator": "llm_map", "total": len(items), "model": chosen}
+        )
+
+        async def one(index: int, item: Any) -> MapResult:
+            prompt = render(template, item) + instruction
+            messages: list[dict[str, Any]] = []
+            if system_prompt:
+                messages.append({"role": "system", "content": system_prompt})
+            messages.append({"role": "user", "content": prompt})
+            usage = TokenUsage()
+            error: str = ""
+            kind: ErrorKind | None = None
+            attempts = 0
+            for attempt in range(retries + 1):
+                attempts = attempt + 1
+                try:
+                    async with asyncio.timeout(timeout_secs):
+                        reply = await complete(
+                            provider,
+                            LLMRequest(
+                                model=chosen, messages=list(messages), temperature=temperature
+                            ),
+                        )
+                except TimeoutError:
+                    error, kind = f"no reply within {timeout_secs} s", "timeout"
+                    continue
+                except Exception as exc:
+                    llm_error = as_llm_error(exc)
+                    error, kind = str(llm_error), "llm_error"
+                    if isinstance(llm_error, LLMError) and not llm_error.transient:
+                        break
+                    continue
+                if reply.usage is not None:
+                    usage = usage + reply.usage
+                try:
+                    data = extract_json(reply.text)
+                except ValueError as exc:
+                    error, kind = str(exc), "schema_error"
+                else:
+                    try:
+                        output = schema.validate(data)
+                    except (ValidationError, ValueError) as exc:
+                        error, kind = str(exc), "validation"
+                    else:
+                        return self._done(
+                            MapResult(
+                                input=item,
+                                output=output,
+                                success=True,
+                                attempts=attempts,
+                                index=index,
+                                tokens=usage,
+                            )
+                        )
+                messages += [
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": retry_guidance.replace("{error}", error[:2000])},
+                ]
+            return self._done(
+                MapResult(
+                    input=item,
+                    success=False,
+                    error=error,
+                    error_kind=kind,
+                    attempts=attempts,
+                    index=index,
+                    tokens=usage,
+                )
+            )
+
+        succeeded = failed = 0
+        async for result in run_pool(items, one, workers):
+            succeeded += result.success
+            failed += not result.success
+            yield result
+        self._publish(
+            MnesisEvent.MAP_COMPLETED,
+            {
+                "operator": "llm_map",
+                "total": len(items),
+                "succeeded": succeeded,
+                "failed": failed,
+                "elapsed_ms": (time.perf_counter() - started) * 1000,
+            },
+        )
+
+    async def run_all(
+        self, inputs: Iterable[Any], prompt_template: str, output_schema: Any, **kwargs: Any
+    ) -> MapBatch:
+        """Run everything and return the results in input order."""
+        results = [r async for r in self.run(inputs, prompt_template, output_schema, **kwargs)]
+        return MapBatch(results=sorted(results, key=lambda r: r.index))
+
+    def _done(self, result: MapResult) -> MapResult:
+        kind: ErrorKind | None = result.error_kind
+        self._publish(
+            MnesisEvent.MAP_ITEM_COMPLETED,
+            {
+                "operator": "llm_map",
+                "index": result.index,
+                "success": result.success,
+                "attempts": result.attempts,
+                "error_kind": kind,
+            },
+        )
+        return result
+
+    def _publish(self, event: MnesisEvent, payload: Any) -> None:
+        if self.event_bus is not None:
+            self.event_bus.publish(event, payload)
