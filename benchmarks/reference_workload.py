@@ -153,11 +153,27 @@ def window_median_ms(series_s: Sequence[float], target: int, before: int, after:
 
 
 def turn10_ms(series_s: Sequence[float]) -> float:
-    return window_median_ms(series_s, 10, before=2, after=2)
+    """Median of turns 8-12 (clipped; falls back to the last turn for short series)."""
+    return window_median_ms(series_s, min(10, len(series_s)), before=2, after=2)
 
 
 def turn_n_ms(series_s: Sequence[float]) -> float:
     return window_median_ms(series_s, len(series_s), before=4, after=0)
+
+
+def fit_ms_turn_n(series_s: Sequence[float]) -> float:
+    """Least-squares line over the second half of the series, evaluated at turn N.
+
+    Less sensitive to scheduler/GC noise than a 5-turn window; useful when the
+    per-turn cost grows roughly linearly with history length.
+    """
+    n = len(series_s)
+    start = n // 2 + 1
+    if n - start + 1 < 2:
+        return turn_n_ms(series_s)
+    xs = [float(t) for t in range(start, n + 1)]
+    fit = statistics.linear_regression(xs, list(series_s[start - 1 :]))
+    return round((fit.slope * n + fit.intercept) * 1000.0, 4)
 
 
 def curve_ms(series_s: Sequence[float]) -> dict[str, float]:
@@ -228,6 +244,7 @@ class Workload:
             send_turns=self.send_turns,
             send_ms_turn10=turn10_ms(durations),
             send_ms_turnN=turn_n_ms(durations),
+            send_fit_ms_turnN=fit_ms_turn_n(durations),
             send_engine_ms_turn10=turn10_ms(engine),
             send_engine_ms_turnN=turn_n_ms(engine),
             send_total_s=round(sum(durations), 3),
@@ -269,6 +286,7 @@ class Workload:
             turns=self.turns,
             record_ms_turn10=turn10_ms(durations),
             record_ms_turnN=turn_n_ms(durations),
+            record_fit_ms_turnN=fit_ms_turn_n(durations),
             record_turns_per_s=round(self.turns / loop_s, 2),
             record_total_s=round(loop_s, 3),
             record_curve_ms=curve_ms(durations),
@@ -406,7 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "log_level": args.log_level,
         "compaction": {"auto": False, "context_limit_override": HUGE_CONTEXT_LIMIT},
-        "windows": {"turn10": "median of turns 8-12", "turnN": "median of turns N-4..N"},
+        "windows": {
+            "turn10": "median of turns 8-12",
+            "turnN": "median of turns N-4..N",
+            "fit_turnN": "least-squares line over turns N/2..N, evaluated at N",
+            "curve": "median of turns t-4..t",
+        },
         "python": platform.python_version(),
         "platform": platform.platform(),
         "wall_s": round(wall_s, 3),
