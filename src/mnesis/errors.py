@@ -12,6 +12,7 @@ raw: the layer that talks to them translates them here, keeping the original as
     ├── MnesisStoreError              storage failed (I/O, corruption, locking)
     │   ├── SchemaVersionError        the database is newer than this code
     │   ├── StoreConstraintError      (also ValueError) a write the schema rejects
+    │   ├── StaleContextError         a compaction's span changed under it; nothing written
     │   └── SessionNotFoundError      (also KeyError) no session with that id
     ├── SessionClosedError            the session was closed; open or load a new one
     ├── ConfigError                   (also ValueError) an impossible configuration
@@ -39,6 +40,10 @@ class SchemaVersionError(MnesisStoreError):
 
 class StoreConstraintError(MnesisStoreError, ValueError):
     """A write that the schema's constraints reject; nothing was written."""
+
+
+class StaleContextError(MnesisStoreError):
+    """The context items a summary was to replace are no longer where they were."""
 
 
 class SessionNotFoundError(MnesisStoreError, KeyError):

@@ -27,6 +27,10 @@ from mnesis.models.message import (
 )
 from mnesis.models.results import TurnSnapshot
 
+# What the context shows instead of a pruned tool output (the original stays stored).
+PRUNED_MARKER = "[tool output pruned from the context to save space; the original is kept]"
+PRUNED_MARKER_TOKENS = 20
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
@@ -87,17 +91,65 @@ class ToolResult:
 
 @dataclass(frozen=True, slots=True)
 class ContextEntry:
-    """One item of the active context, as the assembler needs it."""
+    """One item of the active context, as the assembler needs it.
+
+    A summary entry has one ``TextPart`` holding the rendered summary and
+    ``summary`` set; a message entry's pruned tool outputs already carry their
+    tombstone text.
+    """
 
     kind: Literal["message", "summary"]
     ref_id: str
     role: Role
     parts: tuple[MessagePart, ...]
     part_tokens: tuple[int, ...]
+    pinned: bool = False
+    seq: int = 0
+    summary: SummaryRecord | None = None
 
     @property
     def token_count(self) -> int:
         return sum(self.part_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSummary:
+    """A summary node to commit: a leaf covers messages, a condensed node covers summaries.
+
+    ``sources`` are the ids of the context items it replaces, in order; they
+    must be contiguous in the session's context view.
+    """
+
+    id: str
+    kind: Literal["leaf", "condensed"]
+    depth: int
+    level_used: int
+    text: str
+    token_count: int
+    sources: tuple[str, ...]
+    first_seq: int
+    last_seq: int
+    message_count: int
+    created_at: float
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A stored summary node."""
+
+    id: str
+    session_id: str
+    kind: Literal["leaf", "condensed"]
+    depth: int
+    level_used: int
+    text: str
+    token_count: int
+    first_seq: int
+    last_seq: int
+    message_count: int
+    created_at: float
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +194,30 @@ class Store(Protocol):
         """Fill the result slots of pending tool calls; the outcome names the
         messages that hold them. ``ToolResultError`` if a call is unknown or
         already has a result (then nothing is written)."""
+        ...
+
+    async def commit_summary(self, session_id: str, summary: NewSummary) -> AppendOutcome:
+        """Store a summary node and swap it into the context view in place of its
+        sources, atomically. ``StaleContextError`` if the sources are no longer a
+        contiguous run of the view (then nothing is written)."""
+        ...
+
+    async def prune_tool_outputs(
+        self, session_id: str, tool_call_ids: tuple[str, ...]
+    ) -> AppendOutcome:
+        """Tombstone completed tool outputs in the context (the originals stay)."""
+        ...
+
+    async def pin(self, session_id: str, message_id: str) -> AppendOutcome:
+        """Keep a complete message verbatim in every future context."""
+        ...
+
+    async def get_summary(self, summary_id: str) -> SummaryRecord:
+        """One summary node; ``KeyError`` if unknown."""
+        ...
+
+    async def summary_sources(self, summary_id: str) -> list[tuple[str, str]]:
+        """``(kind, id)`` of what a node covers, in order; ``KeyError`` if unknown."""
         ...
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:

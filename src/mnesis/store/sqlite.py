@@ -40,14 +40,20 @@ from mnesis.models.message import (
     part_to_json,
 )
 from mnesis.models.results import TurnSnapshot
+from mnesis.store import _sqlite_dag as _dag
 from mnesis.store.base import (
+    PRUNED_MARKER,
+    PRUNED_MARKER_TOKENS,
     AppendOutcome,
     ContextEntry,
     NewMessage,
+    NewSummary,
     SessionRecord,
+    SummaryRecord,
     ToolResult,
     merge_tool_result,
 )
+from mnesis.store.invariants import SessionRows, check_session
 from mnesis.store.migrations import load_migrations
 
 T = TypeVar("T")
@@ -62,6 +68,10 @@ _MESSAGE_COLUMNS = (
     "m.id, m.session_id, m.seq, m.role, m.created_at, m.model, m.status, m.finish_reason, "
     "m.error, m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, "
     "m.total_tokens, m.cost, m.token_count"
+)
+_SUMMARY_COLUMNS = (
+    "s.id, s.session_id, s.kind, s.depth, s.level_used, s.text, s.token_count, s.first_seq, "
+    "s.last_seq, s.message_count, s.created_at, s.model"
 )
 _PART_COLUMNS = (
     "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count"
@@ -124,6 +134,10 @@ def _message_from_row(row: tuple[Any, ...]) -> Message:
         cost=row[14],
         token_count=row[15],
     )
+
+
+def _summary_from_row(row: tuple[Any, ...]) -> SummaryRecord:
+    return SummaryRecord(*row)
 
 
 def _part_from_row(row: tuple[Any, ...], start: int) -> MessagePart:
@@ -528,6 +542,53 @@ class SQLiteStore:
             )
         return AppendOutcome((), version_before, version_before + 1, tuple(message_ids))
 
+    # -- the summary DAG, tombstones, pins -------------------------------------
+
+    async def commit_summary(self, session_id: str, summary: NewSummary) -> AppendOutcome:
+        return await self._run(self._write_versioned, _dag.commit_summary, session_id, summary)
+
+    async def prune_tool_outputs(
+        self, session_id: str, tool_call_ids: tuple[str, ...]
+    ) -> AppendOutcome:
+        return await self._run(
+            self._write_versioned, _dag.prune_tool_outputs, session_id, tool_call_ids
+        )
+
+    async def pin(self, session_id: str, message_id: str) -> AppendOutcome:
+        return await self._run(self._write_versioned, _dag.pin, session_id, message_id)
+
+    def _write_versioned(
+        self, fn: Callable[..., tuple[int, int]], session_id: str, arg: Any
+    ) -> AppendOutcome:
+        conn = self._db()
+        with self._transaction(conn):
+            before, after = fn(conn, session_id, arg)
+        return AppendOutcome((), before, after)
+
+    async def get_summary(self, summary_id: str) -> SummaryRecord:
+        return await self._run(self._get_summary_sync, summary_id)
+
+    def _get_summary_sync(self, summary_id: str) -> SummaryRecord:
+        row = (
+            self._db()
+            .execute(f"SELECT {_SUMMARY_COLUMNS} FROM summaries s WHERE s.id = ?", (summary_id,))  # noqa: S608
+            .fetchone()
+        )
+        if row is None:
+            raise KeyError(f"no summary with id {summary_id!r}")
+        return _summary_from_row(row)
+
+    async def summary_sources(self, summary_id: str) -> list[tuple[str, str]]:
+        return await self._run(self._summary_sources_sync, summary_id)
+
+    def _summary_sources_sync(self, summary_id: str) -> list[tuple[str, str]]:
+        self._get_summary_sync(summary_id)
+        rows = self._db().execute(
+            "SELECT source_kind, source_id FROM summary_sources WHERE summary_id = ? ORDER BY ord",
+            (summary_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     # -- reads ------------------------------------------------------------------
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
@@ -588,32 +649,78 @@ class SQLiteStore:
         ).fetchone()
         if row is None:
             raise SessionNotFoundError(session_id)
+        pinned = {
+            r[0]
+            for r in conn.execute("SELECT message_id FROM pins WHERE session_id = ?", (session_id,))
+        }
+        summaries = {
+            r.id: r
+            for r in (
+                _summary_from_row(x)
+                for x in conn.execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM context_items ci "  # noqa: S608
+                    "JOIN summaries s ON s.id = ci.ref_id "
+                    "WHERE ci.session_id = ? AND ci.kind = 'summary'",
+                    (session_id,),
+                )
+            )
+        }
         rows = conn.execute(
-            f"SELECT ci.position, ci.ref_id, m.role, {_PART_COLUMNS} FROM context_items ci "  # noqa: S608
-            "JOIN messages m ON m.id = ci.ref_id "
+            f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {_PART_COLUMNS}, "  # noqa: S608
+            "p.pruned_at FROM context_items ci "
+            "LEFT JOIN messages m ON m.id = ci.ref_id AND ci.kind = 'message' "
             "LEFT JOIN parts p ON p.message_id = m.id "
-            "WHERE ci.session_id = ? AND ci.kind = 'message' ORDER BY ci.position, p.idx",
+            "WHERE ci.session_id = ? ORDER BY ci.position, p.idx",
             (session_id,),
         ).fetchall()
         entries: list[ContextEntry] = []
-        current: tuple[int, str, str] | None = None
+        current: tuple[Any, ...] | None = None
         parts: list[MessagePart] = []
         tokens: list[int] = []
 
         def flush() -> None:
-            if current is not None:
+            if current is None:
+                return
+            _, kind, ref_id, role, seq = current
+            if kind == "summary":
+                summary = summaries[ref_id]
                 entries.append(
-                    ContextEntry("message", current[1], current[2], tuple(parts), tuple(tokens))  # type: ignore[arg-type]
+                    ContextEntry(
+                        "summary",
+                        ref_id,
+                        "user",
+                        (),
+                        (summary.token_count,),
+                        seq=summary.first_seq,
+                        summary=summary,
+                    )
+                )
+            else:
+                entries.append(
+                    ContextEntry(
+                        "message",
+                        ref_id,
+                        role,
+                        tuple(parts),
+                        tuple(tokens),
+                        pinned=ref_id in pinned,
+                        seq=seq,
+                    )
                 )
 
         for r in rows:
             if current is None or current[0] != r[0]:
                 flush()
-                current = (r[0], r[1], r[2])
+                current = (r[0], r[1], r[2], r[3], r[4])
                 parts, tokens = [], []
-            if r[3] is not None:
-                parts.append(_part_from_row(r, 3))
-                tokens.append(r[7] + r[8])
+            if r[5] is not None:
+                part = _part_from_row(r, 5)
+                if r[11] is not None and isinstance(part, ToolPart) and part.has_result:
+                    part = part.model_copy(update={"output": PRUNED_MARKER, "error_message": None})
+                    tokens.append(r[9] + PRUNED_MARKER_TOKENS)
+                else:
+                    tokens.append(r[9] + r[10])
+                parts.append(part)
         flush()
         return row[0], entries
 
@@ -642,57 +749,11 @@ class SQLiteStore:
         problems: list[str] = []
         if session_id is not None:
             self._get_session_sync(session_id)
-            sessions = [
-                r[0] for r in conn.execute("SELECT id FROM sessions WHERE id = ?", (session_id,))
-            ]
+            sessions = [session_id]
         else:
             sessions = [r[0] for r in conn.execute("SELECT id FROM sessions")]
         for sid in sessions:
-            seqs = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,)
-                )
-            ]
-            if seqs != list(range(1, len(seqs) + 1)):
-                problems.append(f"{sid}: message sequence has gaps or duplicates")
-            complete = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM messages WHERE session_id = ? AND status = 'complete'", (sid,)
-                )
-            }
-            in_context = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT ref_id FROM context_items WHERE session_id = ? AND kind = 'message' "
-                    "ORDER BY position",
-                    (sid,),
-                )
-            ]
-            if len(in_context) != len(set(in_context)):
-                problems.append(f"{sid}: a message appears twice in the context view")
-            if set(in_context) - complete:
-                problems.append(f"{sid}: the context view holds messages that are not complete")
-            if complete - set(in_context):
-                problems.append(f"{sid}: complete messages are missing from the context view")
-            for mid, stored, actual in conn.execute(
-                "SELECT m.id, m.token_count, "
-                "COALESCE(SUM(p.token_count + p.result_token_count), 0) "
-                "FROM messages m LEFT JOIN parts p ON p.message_id = m.id "
-                "WHERE m.session_id = ? GROUP BY m.id",
-                (sid,),
-            ):
-                if stored != actual:
-                    problems.append(f"{sid}: message {mid} token count {stored} != parts {actual}")
-            (turns,) = conn.execute(
-                "SELECT COUNT(*) FROM turns WHERE session_id = ?", (sid,)
-            ).fetchone()
-            (count,) = conn.execute(
-                "SELECT turn_count FROM sessions WHERE id = ?", (sid,)
-            ).fetchone()
-            if turns != count:
-                problems.append(f"{sid}: turn_count {count} != {turns} snapshots")
+            problems += check_session(self._session_rows(conn, sid))
         orphans = (
             conn.execute(
                 "SELECT p.id FROM parts p LEFT JOIN messages m ON m.id = p.message_id "
@@ -708,6 +769,62 @@ class SQLiteStore:
         for (orphan,) in orphans:
             problems.append(f"part {orphan} belongs to no message")
         return problems
+
+    @staticmethod
+    def _session_rows(conn: sqlite3.Connection, sid: str) -> SessionRows:
+        one = (sid,)
+        mismatches = [
+            f"message {mid} token count {stored} != parts {actual}"
+            for mid, stored, actual in conn.execute(
+                "SELECT m.id, m.token_count, "
+                "COALESCE(SUM(p.token_count + p.result_token_count), 0) "
+                "FROM messages m LEFT JOIN parts p ON p.message_id = m.id "
+                "WHERE m.session_id = ? GROUP BY m.id",
+                one,
+            )
+            if stored != actual
+        ]
+        sources: dict[str, list[tuple[str, str]]] = {}
+        for summary_id, kind, source in conn.execute(
+            "SELECT ss.summary_id, ss.source_kind, ss.source_id FROM summary_sources ss "
+            "JOIN summaries s ON s.id = ss.summary_id WHERE s.session_id = ? "
+            "ORDER BY ss.summary_id, ss.ord",
+            one,
+        ):
+            sources.setdefault(summary_id, []).append((kind, source))
+        (turns,) = conn.execute("SELECT COUNT(*) FROM turns WHERE session_id = ?", one).fetchone()
+        (turn_count,) = conn.execute("SELECT turn_count FROM sessions WHERE id = ?", one).fetchone()
+        return SessionRows(
+            session_id=sid,
+            messages=[
+                (r[0], r[1], r[2])
+                for r in conn.execute(
+                    "SELECT id, seq, status FROM messages WHERE session_id = ? ORDER BY seq", one
+                )
+            ],
+            context=[
+                (r[0], r[1])
+                for r in conn.execute(
+                    "SELECT kind, ref_id FROM context_items WHERE session_id = ? ORDER BY position",
+                    one,
+                )
+            ],
+            summaries={
+                r[0]: (r[1], r[2], r[3], r[4])
+                for r in conn.execute(
+                    "SELECT id, kind, first_seq, last_seq, message_count FROM summaries "
+                    "WHERE session_id = ?",
+                    one,
+                )
+            },
+            sources=sources,
+            pins={
+                r[0] for r in conn.execute("SELECT message_id FROM pins WHERE session_id = ?", one)
+            },
+            turn_count=turn_count,
+            snapshots=turns,
+            token_mismatches=mismatches,
+        )
 
     # -- maintenance helpers used by tests and tools -------------------------
 
