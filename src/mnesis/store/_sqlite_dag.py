@@ -80,7 +80,8 @@ def commit_summary(conn: sqlite3.Connection, session_id: str, s: NewSummary) -> 
         [(session_id, p) for p in positions],
     )
     conn.execute(
-        "INSERT INTO context_items (session_id, position, kind, ref_id) VALUES (?, ?, 'summary', ?)",
+        "INSERT INTO context_items (session_id, position, kind, ref_id) "
+        "VALUES (?, ?, 'summary', ?)",
         (session_id, positions[0], s.id),
     )
     _bump(conn, session_id)

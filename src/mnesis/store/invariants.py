@@ -6,6 +6,7 @@ A backend reads its tables into :class:`SessionRows` and calls
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 
@@ -77,7 +78,7 @@ def check_session(rows: SessionRows) -> list[str]:
 
     for kind, ref in rows.context:
         order += expand(kind, ref, 0)
-    if any(b <= a for a, b in zip(order, order[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(order)):
         problems.append(f"{sid}: the context is out of order (a summary span is not contiguous)")
     for mid, _, status in rows.messages:
         count = reached.get(mid, 0)
