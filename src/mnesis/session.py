@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import secrets
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from mnesis.compaction import CompactionEngine
 from mnesis.context import ContextWindow, render_file_block, tool_signature
 from mnesis.errors import (
     InvalidInputError,
@@ -37,6 +38,7 @@ from mnesis.llm.base import LLMRequest, ResponseAccumulator
 from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
 from mnesis.llm.retry import as_llm_error, stream_with_retry
 from mnesis.models.config import MnesisConfig
+from mnesis.models.ids import new_id
 from mnesis.models.message import (
     FileRefPart,
     FinishReason,
@@ -50,6 +52,7 @@ from mnesis.models.message import (
     ToolStatus,
 )
 from mnesis.models.results import (
+    CompactionResult,
     RecordResult,
     TextDelta,
     TurnComplete,
@@ -71,16 +74,13 @@ from mnesis.store import (
 from mnesis.store.sqlite import config_json
 from mnesis.tokens import MESSAGE_OVERHEAD, TokenEstimator
 
+logger = logging.getLogger("mnesis.session")
+
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 _PARTS: TypeAdapter[list[MessagePart]] = TypeAdapter(list[MessagePart])
 
 OnPart = Callable[[MessagePart], Awaitable[None] | None]
 ToolHandler = Callable[..., Any]
-
-
-def new_id(prefix: str) -> str:
-    """A unique id that sorts by creation time."""
-    return f"{prefix}_{time.time_ns() // 1000:014x}{secrets.token_hex(6)}"
 
 
 @dataclass(slots=True)
@@ -98,6 +98,7 @@ class _Step:
 class _Turn:
     steps: list[_Step] = field(default_factory=list)
     callback_error: BaseException | None = None
+    hard_result: CompactionResult | None = None
 
 
 class _SessionOpener:
@@ -158,6 +159,17 @@ class MnesisSession:
         self._turn_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._prompt_tokens: dict[str, int] = {}
+        self._engine = CompactionEngine(
+            session_id=record.id,
+            session_model=record.model,
+            store=store,
+            provider=provider,
+            config=config,
+            bus=event_bus,
+        )
+        self._compaction_task: asyncio.Task[None] | None = None
+        self._last_compaction: CompactionResult | None = None
+        self._stale = False
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -310,6 +322,11 @@ class MnesisSession:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         async with self._turn_lock:
             pass
+        task = self._compaction_task
+        if task is not None and not task.done():
+            if abort_compaction:
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         self._bus.publish(MnesisEvent.SESSION_CLOSED, {"session_id": self.id})
         await self._bus.drain()
         await release_store(self._store)
@@ -377,7 +394,12 @@ class MnesisSession:
     @property
     def compaction_in_progress(self) -> bool:
         """True while a background compaction pass runs."""
-        return False
+        return self._compaction_task is not None and not self._compaction_task.done()
+
+    @property
+    def last_compaction(self) -> CompactionResult | None:
+        """The result of the most recent compaction pass of this session object."""
+        return self._last_compaction
 
     def subscribe(self, event: MnesisEvent | None, handler: Handler) -> None:
         """Call ``handler(event, payload)`` whenever ``event`` is published."""
@@ -418,6 +440,7 @@ class MnesisSession:
         tool_handlers: dict[str, ToolHandler] | None = None,
         max_tool_steps: int | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        pin: bool = False,
     ) -> TurnResult:
         """Send a user message and return the model's reply, persisted.
 
@@ -433,6 +456,7 @@ class MnesisSession:
                 (default ``config.session.max_tool_steps``).
             tool_choice: Passed to the provider (``"auto"``, ``"required"`` or a
                 specific function); applies to the first model call of the turn.
+            pin: Keep this user message verbatim in every future context.
         """
         self._check_open()
         parts = _user_parts(message)
@@ -442,9 +466,13 @@ class MnesisSession:
             raise InvalidInputError("max_tool_steps must be >= 1")
         async with self._turn_lock:
             self._check_open(allow_closing=True)
+            await self._sync_after_compaction()
             user_id = await self._append_user(parts)
+            if pin:
+                await self._pin(user_id)
             turn = _Turn()
             while True:
+                turn.hard_result = await self._ensure_under_hard_limit() or turn.hard_result
                 choice = tool_choice if not turn.steps else None
                 step = await self._model_step(tool_list, choice, on_part, system_prompt, turn)
                 turn.steps.append(step)
@@ -457,9 +485,12 @@ class MnesisSession:
                 ):
                     break
                 await self._run_tools(step, tool_handlers)
+            started = self._maybe_start_compaction()
         if turn.callback_error is not None:
             raise turn.callback_error
-        return _turn_result(turn, user_id)
+        return _turn_result(
+            turn, user_id, started or turn.hard_result is not None, turn.hard_result
+        )
 
     async def stream(
         self,
@@ -526,7 +557,8 @@ class MnesisSession:
         assistant_parts = _assistant_parts(assistant_response)
         async with self._turn_lock:
             self._check_open(allow_closing=True)
-            await self._refresh_if_stale()
+            await self._sync_after_compaction()
+            hard = await self._ensure_under_hard_limit()
             now = time.time()
             user = self._new_message(new_id("msg"), "user", user_parts, now)
             assistant = self._new_message(
@@ -543,7 +575,8 @@ class MnesisSession:
             )
             cost = self._limits.cost(tokens) if tokens is not None else 0.0
             snapshot = self._snapshot(
-                extra_tokens=user.token_count + assistant.token_count + 2 * MESSAGE_OVERHEAD
+                extra_tokens=user.token_count + assistant.token_count + 2 * MESSAGE_OVERHEAD,
+                hard_result=hard,
             )
             outcome = await self._store.append(
                 self.id, (user, assistant), usage=usage, cost=cost, snapshot=snapshot
@@ -552,10 +585,12 @@ class MnesisSession:
             doom = self._check_doom(
                 assistant.id, [p for p in assistant_parts if isinstance(p, ToolPart)]
             )
+            started = self._maybe_start_compaction()
         return RecordResult(
             user_message_id=user.id,
             assistant_message_id=assistant.id,
             tokens=usage,
+            compaction_triggered=started or hard is not None,
             doom_loop_detected=doom,
         )
 
@@ -586,7 +621,93 @@ class MnesisSession:
             self._check_open(allow_closing=True)
             await self._fill(tuple(prepared))
 
+    async def compact(self) -> CompactionResult:
+        """Run a compaction pass now (after any running one) and return its result."""
+        self._check_open()
+        await self._wait_for_compaction()
+        async with self._turn_lock:
+            result = await self._engine.run_pass(
+                usable=self.usable_tokens,
+                system_tokens=self._system_tokens(None),
+                force=True,
+                reason="manual",
+            )
+            self._last_compaction = result
+            await self._reload()
+        return result
+
+    async def pin(self, message_id: str) -> None:
+        """Keep a message verbatim in every future context.
+
+        Pinned tokens count against the budget: pinning more than half of the
+        usable context is refused with ``InvalidInputError``.
+        """
+        self._check_open()
+        async with self._turn_lock:
+            await self._sync_after_compaction()
+            await self._pin(message_id)
+
     # -- internals --------------------------------------------------------------
+
+    async def _pin(self, message_id: str) -> None:
+        entry = self._window.get(message_id)
+        pinned = sum(e.token_count for e in self._window.entries if e.pinned)
+        adding = entry.token_count if entry is not None and not entry.pinned else 0
+        limit = self.usable_tokens // 2
+        if pinned + adding > limit:
+            raise InvalidInputError(
+                f"pinning {message_id} would keep {pinned + adding} tokens verbatim, more than "
+                f"half of the usable context ({limit} of {self.usable_tokens})"
+            )
+        await self._store.pin(self.id, message_id)
+        await self._reload()
+
+    def _context_tokens(self) -> int:
+        return self._system_tokens(None) + self._window.token_count
+
+    def _maybe_start_compaction(self) -> bool:
+        """Start a background pass when the context is past the soft threshold."""
+        if not self._config.compaction.auto or self.compaction_in_progress or self._closed:
+            return False
+        if self._context_tokens() <= self._engine.soft_limit(self.usable_tokens):
+            return False
+        self._compaction_task = asyncio.get_running_loop().create_task(self._background_pass())
+        return True
+
+    async def _background_pass(self) -> None:
+        try:
+            self._last_compaction = await self._engine.run_pass(
+                usable=self.usable_tokens, system_tokens=self._system_tokens(None)
+            )
+        except Exception:
+            logger.exception("background compaction of session %s failed", self.id)
+        finally:
+            self._stale = True
+
+    async def _wait_for_compaction(self) -> None:
+        task = self._compaction_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+    async def _sync_after_compaction(self) -> None:
+        if self._stale:
+            self._stale = False
+            await self._reload()
+
+    async def _ensure_under_hard_limit(self) -> CompactionResult | None:
+        """Past the usable context, wait for (or run) a pass before calling a model."""
+        if not self._config.compaction.auto or self._context_tokens() <= self.usable_tokens:
+            return None
+        await self._wait_for_compaction()
+        await self._sync_after_compaction()
+        if self._context_tokens() <= self.usable_tokens:
+            return self._last_compaction
+        result = await self._engine.run_pass(
+            usable=self.usable_tokens, system_tokens=self._system_tokens(None), reason="hard"
+        )
+        self._last_compaction = result
+        await self._reload()
+        return result
 
     def _check_open(self, *, allow_closing: bool = False) -> None:
         if self._closed and not (allow_closing and self._turn_lock.locked()):
@@ -653,8 +774,15 @@ class MnesisSession:
             cost=cost,
         )
 
-    def _snapshot(self, *, extra_tokens: int) -> TurnSnapshot:
+    def _snapshot(
+        self, *, extra_tokens: int, hard_result: CompactionResult | None = None
+    ) -> TurnSnapshot:
         breakdown = self._window.breakdown(self._system_tokens(None))
+        will_start = (
+            self._config.compaction.auto
+            and not self.compaction_in_progress
+            and breakdown.total + extra_tokens > self._engine.soft_limit(self.usable_tokens)
+        )
         return TurnSnapshot(
             turn_index=self._turns + 1,
             role="assistant",
@@ -664,6 +792,8 @@ class MnesisSession:
                     "total": breakdown.total + extra_tokens,
                 }
             ),
+            compaction_triggered=will_start or hard_result is not None,
+            compact_result=hard_result,
         )
 
     async def _refresh_if_stale(self) -> None:
@@ -757,7 +887,7 @@ class MnesisSession:
             if isinstance(exc, LLMError | asyncio.CancelledError) or not isinstance(exc, Exception):
                 raise
             raise error from exc
-        return await self._persist_reply(message_id, acc, request)
+        return await self._persist_reply(message_id, acc, request, turn.hard_result)
 
     async def _persist_failed(
         self, message_id: str, acc: ResponseAccumulator, error: BaseException
@@ -777,7 +907,11 @@ class MnesisSession:
         await self._absorb(outcome, (message,))
 
     async def _persist_reply(
-        self, message_id: str, acc: ResponseAccumulator, request: LLMRequest
+        self,
+        message_id: str,
+        acc: ResponseAccumulator,
+        request: LLMRequest,
+        hard_result: CompactionResult | None,
     ) -> _Step:
         calls = acc.tool_parts(id_prefix=f"call_{message_id}")
         text = acc.text
@@ -793,7 +927,9 @@ class MnesisSession:
         )
         cost = self._limits.cost(usage)
         message = NewMessage(**{**_fields(message), "tokens": usage, "cost": cost})
-        snapshot = self._snapshot(extra_tokens=message.token_count + MESSAGE_OVERHEAD)
+        snapshot = self._snapshot(
+            extra_tokens=message.token_count + MESSAGE_OVERHEAD, hard_result=hard_result
+        )
         outcome = await self._store.append(
             self.id, (message,), usage=usage, cost=cost, snapshot=snapshot
         )
@@ -980,7 +1116,9 @@ async def _invoke(handler: ToolHandler, call: ToolPart) -> tuple[str | None, str
         return str(outcome), None
 
 
-def _turn_result(turn: _Turn, user_id: str) -> TurnResult:
+def _turn_result(
+    turn: _Turn, user_id: str, triggered: bool, hard: CompactionResult | None
+) -> TurnResult:
     last = turn.steps[-1]
     usage = turn.steps[0].usage
     for step in turn.steps[1:]:
@@ -995,6 +1133,8 @@ def _turn_result(turn: _Turn, user_id: str) -> TurnResult:
         tool_calls=last.tool_calls,
         user_message_id=user_id,
         steps=len(turn.steps),
+        compaction_triggered=triggered,
+        compaction_result=hard,
     )
 
 

@@ -39,7 +39,18 @@ SPEC_NAMES = {
 }
 SRC = Path(mnesis.__file__).parent
 # Lower layers never import higher ones.
-LAYERS = ["errors", "models", "events", "tokens", "store", "llm", "context", "session", "operators"]
+LAYERS = [
+    "errors",
+    "models",
+    "events",
+    "tokens",
+    "store",
+    "llm",
+    "context",
+    "compaction",
+    "session",
+    "operators",
+]
 
 
 def test_all_is_sorted_and_exported() -> None:

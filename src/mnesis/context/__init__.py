@@ -5,7 +5,17 @@ from mnesis.context.window import (
     ContextWindow,
     render_entry,
     render_file_block,
+    render_summary,
+    summary_header,
     tool_signature,
 )
 
-__all__ = ["NO_RESULT", "ContextWindow", "render_entry", "render_file_block", "tool_signature"]
+__all__ = [
+    "NO_RESULT",
+    "ContextWindow",
+    "render_entry",
+    "render_file_block",
+    "render_summary",
+    "summary_header",
+    "tool_signature",
+]

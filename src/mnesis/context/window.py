@@ -19,7 +19,7 @@ from typing import Any
 
 from mnesis.models.message import FileRefPart, MessagePart, TextPart, ToolPart
 from mnesis.models.results import ContextBreakdown
-from mnesis.store.base import ContextEntry
+from mnesis.store.base import ContextEntry, SummaryRecord
 from mnesis.tokens import MESSAGE_OVERHEAD
 
 NO_RESULT = "[no result was recorded for this tool call]"
@@ -48,8 +48,28 @@ def _content(parts: Iterable[MessagePart]) -> str:
     return "\n\n".join(chunks)
 
 
+def summary_header(record: SummaryRecord) -> str:
+    """The first line of a summary in the context: what it covers and how to get it back."""
+    span = (
+        f"message #{record.first_seq}"
+        if record.first_seq == record.last_seq
+        else f"messages #{record.first_seq}-#{record.last_seq}"
+    )
+    return (
+        f"[Summary {record.id} of {span} ({record.message_count} messages, "
+        f'{record.kind}). The originals are stored: lcm_expand("{record.id}") returns them.]'
+    )
+
+
+def render_summary(record: SummaryRecord) -> str:
+    """The full text a summary node contributes to the context."""
+    return f"{summary_header(record)}\n{record.text}"
+
+
 def render_entry(entry: ContextEntry) -> list[dict[str, Any]]:
     """The chat messages of one context entry."""
+    if entry.summary is not None:
+        return [{"role": "user", "content": render_summary(entry.summary)}]
     calls = [p for p in entry.parts if isinstance(p, ToolPart)]
     content = _content(entry.parts)
     if entry.role == "user" or not calls:
@@ -98,12 +118,13 @@ class ContextWindow:
         self._index: dict[str, int] = {}
         self._tokens = 0
         self._tool_tokens = 0
+        self._summary_tokens = 0
         self.reset(entries)
 
     def reset(self, entries: Iterable[ContextEntry]) -> None:
         """Replace everything (after a reload from the store)."""
         self._entries, self._rendered, self._flat, self._index = [], [], [], {}
-        self._tokens = self._tool_tokens = 0
+        self._tokens = self._tool_tokens = self._summary_tokens = 0
         for entry in entries:
             self.append(entry)
 
@@ -116,6 +137,8 @@ class ContextWindow:
         self._flat.extend(rendered)
         self._tokens += entry.token_count + MESSAGE_OVERHEAD * len(rendered)
         self._tool_tokens += _tool_tokens(entry)
+        if entry.summary is not None:
+            self._summary_tokens += entry.token_count + MESSAGE_OVERHEAD
 
     def replace(self, entry: ContextEntry) -> bool:
         """Swap in a new version of an entry (same ``ref_id``); False if absent."""
@@ -147,10 +170,10 @@ class ContextWindow:
 
     def breakdown(self, system_tokens: int) -> ContextBreakdown:
         """Where the context's tokens go."""
-        messages = self._tokens - self._tool_tokens
+        messages = self._tokens - self._tool_tokens - self._summary_tokens
         return ContextBreakdown(
             system_prompt=system_tokens,
-            summary=0,
+            summary=self._summary_tokens,
             messages=messages,
             tool_outputs=self._tool_tokens,
             total=system_tokens + self._tokens,

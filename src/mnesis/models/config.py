@@ -46,12 +46,14 @@ class CompactionConfig(BaseModel):
     prune: bool = True
     prune_protect_tokens: int = Field(default=40_000, ge=0)
     prune_minimum_tokens: int = Field(default=20_000, ge=0)
+    prune_protected_tools: tuple[str, ...] = ()
     compaction_model: str | None = None
     compaction_prompt: str | None = None
     level2_enabled: bool = True
     condensation_enabled: bool = True
     soft_threshold_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
     max_compaction_rounds: int = Field(default=10, ge=1)
+    summary_timeout: float = Field(default=120.0, gt=0.0)
 
 
 class FileConfig(BaseModel):

@@ -204,7 +204,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._refuse_newer_schema(conn)  # before anything writes to the file
             if self._wal:
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._conn = conn
@@ -213,6 +213,20 @@ class SQLiteStore:
             conn.close()
             self._conn = None
             raise
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs a moment of exclusive access; when
+        # several processes open it at once, SQLite can report "locked" without
+        # consulting the busy timeout, so wait and retry within that timeout.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _refuse_newer_schema(self, conn: sqlite3.Connection) -> None:
         latest = load_migrations("sqlite")[-1].version
