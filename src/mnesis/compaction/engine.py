@@ -251,7 +251,12 @@ class CompactionEngine:
         for level, prompt, level_budget in attempts:
             try:
                 text = await levels.llm_summary(
-                    self.provider, self.model, prompt, chunks, level_budget, cfg.summary_timeout
+                    self.provider,
+                    self.model,
+                    prompt,
+                    chunks,
+                    level_budget,
+                    seconds=cfg.summary_timeout,
                 )
             except Exception as exc:  # the summariser failing is what level 3 is for
                 logger.warning("compaction level %d failed: %s", level, exc)
@@ -266,8 +271,7 @@ class CompactionEngine:
         if room < 1:
             raise _NoProgress
         text = levels.truncate(blocks, room, self.estimator)
-        footed = levels.with_identifier_footer(text, identifiers)
-        summary = self._node(span, kind, 3, footed)
+        summary = self._node(span, kind, 3, levels.with_identifier_footer(text, identifiers))
         if summary.token_count >= input_tokens:
             summary = self._node(span, kind, 3, text)
         if summary.token_count >= input_tokens:

@@ -144,7 +144,8 @@ async def llm_summary(
     prompt_template: str,
     chunks: Sequence[str],
     budget: int,
-    timeout: float,
+    *,
+    seconds: float,
 ) -> str:
     """Summarise each chunk with the compaction model and join the results."""
     from mnesis.compaction.prompts import build_prompt
@@ -158,7 +159,7 @@ async def llm_summary(
             max_tokens=per_chunk,
             temperature=0.0,
         )
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             reply = await complete(provider, request)
         text = reply.text.strip()
         if not text:
