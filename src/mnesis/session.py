@@ -415,8 +415,12 @@ class MnesisSession:
     async def context_for_next_turn(self, system_prompt: str | None = None) -> list[dict[str, Any]]:
         """The chat messages the next model call would receive, for your own SDK."""
         self._check_open()
-        await self._refresh_if_stale()
-        return [_copy_message(m) for m in self._window.messages(self._prompt(system_prompt))]
+        async with self._turn_lock:
+            self._stale = False
+            await self._refresh_if_stale()
+            await self._ensure_under_hard_limit()
+            messages = self._window.messages(self._prompt(system_prompt))
+        return [_copy_message(m) for m in messages]
 
     async def history(self) -> list[TurnSnapshot]:
         """One snapshot of the context's token breakdown per completed turn."""

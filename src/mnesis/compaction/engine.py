@@ -223,17 +223,36 @@ class CompactionEngine:
         return span if removed >= MIN_SPAN_TOKENS else []
 
     def _condense_span(self, entries: Sequence[ContextEntry]) -> list[ContextEntry]:
-        """The first run of two or more consecutive summaries outside the tail."""
+        """Consecutive summaries outside the tail to merge into a higher node.
+
+        Runs of equal depth merge first, lowest depth first, like a binary
+        counter, so the DAG stays logarithmically shallow however long the
+        session runs; only when no two neighbours share a depth does the whole
+        run merge.
+        """
         tail = self._tail_start(entries, 0)
-        run: list[ContextEntry] = []
+        runs: list[list[ContextEntry]] = []
+        current: list[ContextEntry] = []
         for entry in entries[:tail]:
-            if entry.kind == "summary":
-                run.append(entry)
-                continue
-            if len(run) >= 2:
-                break
-            run = []
-        return run if len(run) >= 2 and entry_tokens(run) >= MIN_SPAN_TOKENS else []
+            if entry.summary is not None:
+                current.append(entry)
+            elif current:
+                runs.append(current)
+                current = []
+        if current:
+            runs.append(current)
+        best: list[ContextEntry] = []
+        for run in runs:
+            start = 0
+            for end in range(1, len(run) + 1):
+                if end == len(run) or _depth(run[end]) != _depth(run[start]):
+                    group = run[start:end]
+                    if len(group) >= 2 and (not best or _depth(group[0]) < _depth(best[0])):
+                        best = group
+                    start = end
+        if not best:
+            best = max(runs, key=len, default=[])
+        return best if len(best) >= 2 and entry_tokens(best) >= MIN_SPAN_TOKENS else []
 
     # -- summarising ------------------------------------------------------------
 
@@ -314,6 +333,10 @@ class CompactionEngine:
             created_at=record.created_at,
             model=record.model,
         )
+
+
+def _depth(entry: ContextEntry) -> int:
+    return entry.summary.depth if entry.summary is not None else -1
 
 
 class _NoProgress(Exception):

@@ -36,6 +36,8 @@ def select_prunable(
             seen += entry.token_count
             continue
         seen += entry.token_count
+        if entry.summary is not None:
+            continue
         for part, tokens in zip(entry.parts, entry.part_tokens, strict=True):
             if (
                 isinstance(part, ToolPart)

@@ -103,6 +103,8 @@ def render_entry(entry: ContextEntry) -> list[dict[str, Any]]:
 
 
 def _tool_tokens(entry: ContextEntry) -> int:
+    if entry.summary is not None:
+        return 0
     return sum(
         t for p, t in zip(entry.parts, entry.part_tokens, strict=True) if isinstance(p, ToolPart)
     )

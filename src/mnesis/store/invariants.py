@@ -56,8 +56,11 @@ def check_session(rows: SessionRows) -> list[str]:
                 return []
             reached[ref] = reached.get(ref, 0) + 1
             return [seq_of[ref]]
-        if ref not in rows.summaries or depth > 64:
+        if ref not in rows.summaries:
             problems.append(f"{sid}: the context refers to unknown summary {ref}")
+            return []
+        if depth > len(rows.summaries):
+            problems.append(f"{sid}: summary {ref} is part of a cycle")
             return []
         summaries_reached[ref] = summaries_reached.get(ref, 0) + 1
         node_kind, first, last, count = rows.summaries[ref]
