@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -53,7 +54,7 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-async def test_sigkill_mid_compaction_leaves_the_previous_context_intact(
+def test_sigkill_mid_compaction_leaves_the_previous_context_intact(
     tmp_path: Path, seed: int
 ) -> None:
     import json
@@ -72,6 +73,10 @@ async def test_sigkill_mid_compaction_leaves_the_previous_context_intact(
         proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
 
+    asyncio.run(reopen_and_continue(db))
+
+
+async def reopen_and_continue(db: Path) -> None:
     def model(request: LLMRequest) -> str:
         return "Summary." if "<transcript>" in str(request.messages[-1]["content"]) else "fine"
 

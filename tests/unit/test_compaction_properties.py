@@ -4,6 +4,7 @@ pairs every tool call with its result, and the store's invariants hold."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ def test_context_converts_to_valid_anthropic_messages(tmp_path: Path) -> None:
         llm_provider="anthropic",
     )
     roles = [m["role"] for m in converted]
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))  # alternation
+    assert all(a != b for a, b in itertools.pairwise(roles))  # alternation
     for i, message in enumerate(converted):
         uses = [
             b["id"]
