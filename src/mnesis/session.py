@@ -25,7 +25,13 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from mnesis.compaction import CompactionEngine
-from mnesis.context import ContextWindow, render_file_block, tool_signature
+from mnesis.context import (
+    ContextWindow,
+    needs_cache_breakpoints,
+    render_file_block,
+    tool_signature,
+    with_cache_breakpoints,
+)
 from mnesis.errors import (
     InvalidInputError,
     LLMError,
@@ -855,9 +861,12 @@ class MnesisSession:
         turn: _Turn,
     ) -> _Step:
         prompt = self._prompt(system_prompt)
+        messages = self._window.messages(prompt)
+        if needs_cache_breakpoints(self.model):
+            messages = with_cache_breakpoints(messages)
         request = LLMRequest(
             model=self.model,
-            messages=self._window.messages(prompt),
+            messages=messages,
             tools=tools,
             tool_choice=tool_choice if tools else None,
             max_tokens=self._limits.max_output_tokens,

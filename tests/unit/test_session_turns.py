@@ -74,7 +74,10 @@ async def test_load_resumes_model_prompt_history_and_counters(db_path: str) -> N
     await session.close()
 
     def answer(request: LLMRequest) -> str:
-        assert request.messages[0]["content"] == "Be terse."
+        # Anthropic models get the stable prefix marked for prompt caching.
+        assert request.messages[0]["content"] == [
+            {"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}
+        ]
         assert any("secret code is 42" in str(m["content"]) for m in request.messages)
         return "The secret code is 42."
 

@@ -37,6 +37,7 @@ logger = logging.getLogger("mnesis.compaction")
 
 HEADER_TOKENS = 64  # the rendered summary header, generously
 MIN_SPAN_TOKENS = 2 * HEADER_TOKENS  # smaller spans cannot shrink
+MIN_LEAF_TOKENS = 4 * HEADER_TOKENS  # smaller leaves would be mostly header: condense instead
 
 
 def entry_tokens(entries: Sequence[ContextEntry]) -> int:
@@ -214,13 +215,16 @@ class CompactionEngine:
             index += 1
         span: list[ContextEntry] = []
         removed = 0
+        # A summary keeps about a third of its span plus a header, so to free
+        # ``need`` tokens in one go the span must be about 1.5x (need + header).
+        wanted = max(int((need + HEADER_TOKENS) * 1.5), MIN_LEAF_TOKENS)
         while index < tail and entries[index].kind == "message" and not entries[index].pinned:
             span.append(entries[index])
             removed += entries[index].token_count + MESSAGE_OVERHEAD
             index += 1
-            if removed >= need * 1.25 + HEADER_TOKENS and removed >= MIN_SPAN_TOKENS:
+            if removed >= wanted:
                 break
-        return span if removed >= MIN_SPAN_TOKENS else []
+        return span if removed >= MIN_LEAF_TOKENS else []
 
     def _condense_span(self, entries: Sequence[ContextEntry]) -> list[ContextEntry]:
         """Consecutive summaries outside the tail to merge into a higher node.
