@@ -65,8 +65,9 @@ def main() -> None:
     print("running this repo's mnesis ...", file=sys.stderr)
     ours = run_json([sys.executable, str(HERE / "overhead.py"), "--json", *workload])
     print("running the published mnesis 0.4.0 (several minutes) ...", file=sys.stderr)
-    ref = run_json([reference_python(args.ref_python), str(HERE / "reference_workload.py"),
-                    *workload])
+    ref = run_json(
+        [reference_python(args.ref_python), str(HERE / "reference_workload.py"), *workload]
+    )
 
     n, s = args.turns, args.send_turns
     rows = [

@@ -121,7 +121,10 @@ def table(result: dict[str, Any]) -> str:
     rows = [
         ("send() per turn, turn 10", f"{result['send_ms_turn10']:.2f} ms"),
         (f"send() per turn, turn {s}", f"{result['send_ms_turnN']:.2f} ms"),
-        (f"send() turn {s} / turn 10", f"{result['send_ms_turnN'] / result['send_ms_turn10']:.2f}x"),
+        (
+            f"send() turn {s} / turn 10",
+            f"{result['send_ms_turnN'] / result['send_ms_turn10']:.2f}x",
+        ),
         ("record() per turn, turn 10", f"{result['record_ms_turn10']:.2f} ms"),
         (f"record() per turn, turn {n}", f"{result['record_ms_turnN']:.2f} ms"),
         (f"record() throughput over {n} turns", f"{result['record_turns_per_s']:.0f} turns/s"),
