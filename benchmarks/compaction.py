@@ -22,6 +22,8 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import itertools
+
 from mnesis import MnesisConfig, MnesisSession, MockProvider, MockReply, TokenUsage
 from mnesis.llm.base import LLMRequest
 from mnesis.tokens import TokenEstimator
@@ -126,7 +128,7 @@ def prefix_stability(requests: list[list[dict[str, Any]]]) -> list[float]:
         return cache[key]
 
     shares = []
-    for previous, current in zip(requests, requests[1:], strict=False):
+    for previous, current in itertools.pairwise(requests):
         same = 0
         for a, b in zip(previous, current, strict=False):
             if a != b:

@@ -78,7 +78,7 @@ def main() -> None:
         (f"record() turns/s over {n} turns", "record_turns_per_s", True),
         (f"load() + context_for_next_turn(), {n} turns (ms)", "load_context_ms", False),
     ]
-    print(f"| measure | mnesis 0.4.0 | this repo | speed-up |\n|---|---:|---:|---:|")
+    print("| measure | mnesis 0.4.0 | this repo | speed-up |\n|---|---:|---:|---:|")
     for label, key, higher_is_better in rows:
         theirs, mine = float(ref[key]), float(ours[key])
         ratio = mine / theirs if higher_is_better else theirs / mine
