@@ -307,3 +307,29 @@ async def test_long_mock_session_stays_inside_the_window_and_builds_a_dag(
     assert 1 <= in_context <= 12
     assert breakdown.summary <= session.usable_tokens // 3
     assert any("condensed" in str(m["content"]) for m in context)
+
+
+async def test_summarisation_requests_fit_a_smaller_compaction_model(db_path: str) -> None:
+    model = Model()
+    config = MnesisConfig.model_validate(
+        {
+            "compaction": {
+                "auto": False,
+                "compaction_model": "openai/gpt-4",
+                "compaction_output_budget": 2_000,
+            }
+        }
+    )
+    async with MnesisSession.open(
+        model=MODEL, config=config, db_path=db_path, provider=MockProvider(model)
+    ) as session:
+        for turn in range(120):
+            await session.record(text(200, turn), text(200, turn + 1_000))
+        result = await session.compact()
+        assert result.tokens_before > 40_000
+        assert result.level_used == 1
+        # gpt-4's window is 8,192 tokens: the span was chunked to fit it.
+        assert len(model.summary_requests) > 1
+        assert all(r.model == "openai/gpt-4" for r in model.summary_requests)
+        assert max(request_tokens(r) + (r.max_tokens or 0) for r in model.summary_requests) <= 8_192
+        assert await session.verify() == []

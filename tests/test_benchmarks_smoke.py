@@ -1,0 +1,37 @@
+"""The benchmark scripts still run (tiny sizes; the numbers are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+
+
+def test_overhead_benchmark_runs() -> None:
+    out = json.loads(
+        run(
+            str(BENCH / "overhead.py"),
+            "--turns",
+            "20",
+            "--repeat",
+            "1",
+            "--load-reps",
+            "1",
+            "--json",
+        )
+    )
+    assert out["turns"] == 20 and out["record_turns_per_s"] > 0
+
+
+def test_compaction_benchmark_runs() -> None:
+    out = run(str(BENCH / "compaction.py"), "--turns", "120", "--pass-tokens", "8000")
+    assert "prefix" in out and "level" in out
