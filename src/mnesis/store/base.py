@@ -13,10 +13,12 @@ rest of the history.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from mnesis.models.message import (
+    FileRefPart,
     Message,
     MessagePart,
     MessageStatus,
@@ -243,6 +245,25 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release the connection; further calls fail."""
         ...
+
+
+def searchable_text(part: MessagePart) -> str:
+    """What the full-text index holds for a part (its tool result is indexed apart)."""
+    if isinstance(part, ToolPart):
+        return f"{part.tool_name} {json.dumps(part.input, ensure_ascii=False, default=str)}"
+    if isinstance(part, FileRefPart):
+        return f"{part.path} {part.content_id} {part.exploration_summary}"
+    return part.text
+
+
+def message_text(message: MessageWithParts) -> str:
+    """A message's whole searchable text: parts, tool calls and their results, in order."""
+    chunks = []
+    for part in message.parts:
+        chunks.append(searchable_text(part))
+        if isinstance(part, ToolPart) and part.has_result:
+            chunks.append(part.output if part.output is not None else f"Error: {part.error_message}")
+    return "\n".join(chunks)
 
 
 def build_message(message: Message, parts: list[MessagePart]) -> MessageWithParts:

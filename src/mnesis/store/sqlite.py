@@ -52,6 +52,7 @@ from mnesis.store.base import (
     SummaryRecord,
     ToolResult,
     merge_tool_result,
+    searchable_text,
 )
 from mnesis.store.invariants import SessionRows, check_session
 from mnesis.store.migrations import load_migrations
@@ -497,12 +498,21 @@ class SQLiteStore:
                     msg.created_at if is_tool and part.has_result else None,  # type: ignore[union-attr]
                 )
             )
-        conn.executemany(
-            "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
-            "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
-            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        for row, new in zip(rows, msg.parts, strict=True):
+            cursor = conn.execute(
+                "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
+                "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
+                "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            part_id = int(cursor.lastrowid or 0)
+            index = [(part_id * 2, session_id, searchable_text(new.part))]
+            if isinstance(new.part, ToolPart) and new.part.has_result:
+                result = new.part.output if new.part.output is not None else new.part.error_message
+                index.append((part_id * 2 + 1, session_id, result or ""))
+            conn.executemany(
+                "INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)", index
+            )
 
     async def fill_tool_results(
         self, session_id: str, results: tuple[ToolResult, ...]
@@ -542,6 +552,11 @@ class SQLiteStore:
                     "UPDATE parts SET tool_status = ?, tool_output = ?, tool_error = ?, "
                     "result_token_count = ?, completed_at = ? WHERE id = ?",
                     (status, result.output, result.error, result.token_count, now, row[0]),
+                )
+                conn.execute(
+                    "INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)",
+                    (row[0] * 2 + 1, session_id,
+                     result.output if result.output is not None else result.error),
                 )
                 conn.execute(
                     "UPDATE messages SET token_count = token_count + ? WHERE id = ?",
