@@ -17,6 +17,7 @@ raw: the layer that talks to them translates them here, keeping the original as
     ├── SessionClosedError            the session was closed; open or load a new one
     ├── ConfigError                   (also ValueError) an impossible configuration
     ├── InvalidInputError             (also ValueError) a malformed message or part
+    │   └── UnknownIdError            (also KeyError) no summary/message/file with that id
     ├── ToolResultError               (also ValueError) a tool result that matches no pending call
     └── LLMError                      the model provider failed
         ├── LLMTransientError         worth retrying: rate limit, 5xx, timeout, connection
@@ -67,6 +68,17 @@ class ConfigError(MnesisError, ValueError):
 
 class InvalidInputError(MnesisError, ValueError):
     """A message, part or argument that mnesis cannot store or send."""
+
+
+class UnknownIdError(InvalidInputError, KeyError):
+    """An id that names nothing in this session."""
+
+    def __init__(self, item_id: str, session_id: str) -> None:
+        super().__init__(f"no summary, message or file with id {item_id!r} in session {session_id}")
+        self.item_id = item_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ToolResultError(InvalidInputError):

@@ -65,6 +65,16 @@ from mnesis.models.results import (
     TurnResult,
     TurnSnapshot,
 )
+from mnesis.recall import (
+    MEMORY_TOOL_NAMES,
+    ExpandResult,
+    GrepResult,
+    MessageDescription,
+    Recall,
+    SummaryDescription,
+    memory_tool_handlers,
+    memory_tool_specs,
+)
 from mnesis.store import (
     AppendOutcome,
     ContextEntry,
@@ -173,6 +183,7 @@ class MnesisSession:
             config=config,
             bus=event_bus,
         )
+        self._recall = Recall(store, record.id)
         self._compaction_task: asyncio.Task[None] | None = None
         self._last_compaction: CompactionResult | None = None
         self._stale = False
@@ -451,6 +462,7 @@ class MnesisSession:
         max_tool_steps: int | None = None,
         tool_choice: str | dict[str, Any] | None = None,
         pin: bool = False,
+        memory_tools: bool = False,
     ) -> TurnResult:
         """Send a user message and return the model's reply, persisted.
 
@@ -467,10 +479,14 @@ class MnesisSession:
             tool_choice: Passed to the provider (``"auto"``, ``"required"`` or a
                 specific function); applies to the first model call of the turn.
             pin: Keep this user message verbatim in every future context.
+            memory_tools: Offer the model ``lcm_grep``, ``lcm_describe`` and
+                ``lcm_expand`` and run its calls to them in the tool loop.
         """
         self._check_open()
         parts = _user_parts(message)
         tool_list = _validate_tools(tools, tool_handlers)
+        if memory_tools:
+            tool_list, tool_handlers = self._with_memory_tools(tool_list, tool_handlers)
         steps_allowed = max_tool_steps or self._config.session.max_tool_steps
         if steps_allowed < 1:
             raise InvalidInputError("max_tool_steps must be >= 1")
@@ -511,6 +527,7 @@ class MnesisSession:
         tool_handlers: dict[str, ToolHandler] | None = None,
         max_tool_steps: int | None = None,
         tool_choice: str | dict[str, Any] | None = None,
+        memory_tools: bool = False,
     ) -> AsyncIterator[TextDelta | TurnComplete]:
         """Yield ``TextDelta`` events live as the model writes, then ``TurnComplete``.
 
@@ -534,6 +551,7 @@ class MnesisSession:
                 tool_handlers=tool_handlers,
                 max_tool_steps=max_tool_steps,
                 tool_choice=tool_choice,
+                memory_tools=memory_tools,
             )
         )
         self._tasks.add(task)
@@ -630,6 +648,58 @@ class MnesisSession:
         async with self._turn_lock:
             self._check_open(allow_closing=True)
             await self._fill(tuple(prepared))
+
+    # -- recall -----------------------------------------------------------------
+
+    async def grep(
+        self,
+        pattern: str,
+        *,
+        summary_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        regex: bool = False,
+    ) -> GrepResult:
+        """Search the session's whole stored history (not just the active context).
+
+        Plain text matches case-insensitively where a word starts, through the
+        full-text index; ``regex=True`` scans with a time bound. Each match
+        names the summary that covers it now (``None`` if verbatim).
+        """
+        self._check_open()
+        return await self._recall.grep(
+            pattern, summary_id=summary_id, limit=limit, offset=offset, regex=regex
+        )
+
+    async def describe(self, item_id: str) -> SummaryDescription | MessageDescription:
+        """What a summary id or message id is, and where it sits now."""
+        self._check_open()
+        return await self._recall.describe(item_id)
+
+    async def expand(
+        self, summary_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> ExpandResult:
+        """The original messages under a summary, recursively, verbatim, in order."""
+        self._check_open()
+        return await self._recall.expand(summary_id, limit=limit, offset=offset)
+
+    def memory_tools(self) -> list[dict[str, Any]]:
+        """Definitions of ``lcm_grep``, ``lcm_describe``, ``lcm_expand`` (OpenAI format)."""
+        return memory_tool_specs()
+
+    def _with_memory_tools(
+        self,
+        tools: list[dict[str, Any]] | None,
+        handlers: dict[str, ToolHandler] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, ToolHandler]]:
+        names = {t["function"]["name"] for t in tools or []}
+        clash = names & set(MEMORY_TOOL_NAMES)
+        if clash:
+            raise InvalidInputError(f"tool names {sorted(clash)} are reserved for memory tools")
+        # Expansions are capped at an eighth of the usable context.
+        cap = max(2_000, min(48_000, self.usable_tokens // 2))
+        memory = memory_tool_handlers(self._recall, max_chars=cap)
+        return [*(tools or []), *memory_tool_specs()], {**(handlers or {}), **memory}
 
     async def compact(self) -> CompactionResult:
         """Run a compaction pass now (after any running one) and return its result."""

@@ -222,6 +222,43 @@ class Store(Protocol):
         """``(kind, id)`` of what a node covers, in order; ``KeyError`` if unknown."""
         ...
 
+    async def search(
+        self, session_id: str, terms: tuple[str, ...], *, after: int = 0, limit: int = 200
+    ) -> list[tuple[int, str]]:
+        """Full-text index hits ``(key, message_id)`` with key > ``after``, in storage
+        order: parts of the session holding every term (the last as a prefix)."""
+        ...
+
+    async def scan_messages(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 200
+    ) -> list[MessageWithParts]:
+        """The next ``limit`` messages after ``after_seq``, in order (for scans)."""
+        ...
+
+    async def get_messages_by_id(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> list[MessageWithParts]:
+        """The session's messages with these ids, in sequence order."""
+        ...
+
+    async def covering_summaries(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> dict[str, str]:
+        """For each summarised message, the summary node in the context that covers it."""
+        ...
+
+    async def summary_message_ids(self, summary_id: str) -> list[str]:
+        """Every message under a node, recursively, in order; ``KeyError`` if unknown."""
+        ...
+
+    async def parent_of(self, node_id: str) -> str | None:
+        """The node that directly covers a message or summary, if any."""
+        ...
+
+    async def is_pinned(self, session_id: str, message_id: str) -> bool:
+        """Whether the message is pinned."""
+        ...
+
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
         """The whole stored history of the session, in order, failed turns included."""
         ...
@@ -262,7 +299,9 @@ def message_text(message: MessageWithParts) -> str:
     for part in message.parts:
         chunks.append(searchable_text(part))
         if isinstance(part, ToolPart) and part.has_result:
-            chunks.append(part.output if part.output is not None else f"Error: {part.error_message}")
+            chunks.append(
+                part.output if part.output is not None else f"Error: {part.error_message}"
+            )
     return "\n".join(chunks)
 
 

@@ -41,6 +41,7 @@ from mnesis.models.message import (
 )
 from mnesis.models.results import TurnSnapshot
 from mnesis.store import _sqlite_dag as _dag
+from mnesis.store import _sqlite_recall as _recall
 from mnesis.store.base import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
@@ -510,9 +511,7 @@ class SQLiteStore:
             if isinstance(new.part, ToolPart) and new.part.has_result:
                 result = new.part.output if new.part.output is not None else new.part.error_message
                 index.append((part_id * 2 + 1, session_id, result or ""))
-            conn.executemany(
-                "INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)", index
-            )
+            conn.executemany("INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)", index)
 
     async def fill_tool_results(
         self, session_id: str, results: tuple[ToolResult, ...]
@@ -555,8 +554,11 @@ class SQLiteStore:
                 )
                 conn.execute(
                     "INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)",
-                    (row[0] * 2 + 1, session_id,
-                     result.output if result.output is not None else result.error),
+                    (
+                        row[0] * 2 + 1,
+                        session_id,
+                        result.output if result.output is not None else result.error,
+                    ),
                 )
                 conn.execute(
                     "UPDATE messages SET token_count = token_count + ? WHERE id = ?",
@@ -617,6 +619,84 @@ class SQLiteStore:
             (summary_id,),
         )
         return [(r[0], r[1]) for r in rows]
+
+    # -- recall -----------------------------------------------------------------
+
+    async def search(
+        self, session_id: str, terms: tuple[str, ...], *, after: int = 0, limit: int = 200
+    ) -> list[tuple[int, str]]:
+        return await self._run(lambda: _recall.search(self._db(), session_id, terms, after, limit))
+
+    async def scan_messages(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 200
+    ) -> list[MessageWithParts]:
+        return await self._run(self._scan_sync, session_id, after_seq, limit)
+
+    def _scan_sync(self, session_id: str, after_seq: int, limit: int) -> list[MessageWithParts]:
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM "  # noqa: S608
+                "(SELECT * FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?) m "
+                "LEFT JOIN parts p ON p.message_id = m.id ORDER BY m.seq, p.idx",
+                (session_id, after_seq, limit),
+            )
+            .fetchall()
+        )
+        return self._group(rows)
+
+    async def get_messages_by_id(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> list[MessageWithParts]:
+        return await self._run(self._by_id_sync, session_id, message_ids)
+
+    def _by_id_sync(self, session_id: str, message_ids: tuple[str, ...]) -> list[MessageWithParts]:
+        out: list[MessageWithParts] = []
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = (
+                self._db()
+                .execute(
+                    f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                    "LEFT JOIN parts p ON p.message_id = m.id "
+                    f"WHERE m.session_id = ? AND m.id IN ({marks}) ORDER BY m.seq, p.idx",
+                    (session_id, *chunk),
+                )
+                .fetchall()
+            )
+            out += self._group(rows)
+        return sorted(out, key=lambda m: m.message.seq)
+
+    async def covering_summaries(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> dict[str, str]:
+        return await self._run(
+            lambda: _recall.covering_summaries(self._db(), session_id, message_ids)
+        )
+
+    async def summary_message_ids(self, summary_id: str) -> list[str]:
+        def run() -> list[str]:
+            self._get_summary_sync(summary_id)
+            return _recall.summary_message_ids(self._db(), summary_id)
+
+        return await self._run(run)
+
+    async def parent_of(self, node_id: str) -> str | None:
+        return await self._run(lambda: _recall.parent_of(self._db(), node_id))
+
+    async def is_pinned(self, session_id: str, message_id: str) -> bool:
+        return await self._run(
+            lambda: (
+                self._db()
+                .execute(
+                    "SELECT 1 FROM pins WHERE session_id = ? AND message_id = ?",
+                    (session_id, message_id),
+                )
+                .fetchone()
+                is not None
+            )
+        )
 
     # -- reads ------------------------------------------------------------------
 

@@ -1,0 +1,255 @@
+"""grep / describe / expand over a session's immutable log.
+
+Everything ever stored stays reachable: grep searches the whole history (the
+full-text index, falling back to a bounded scan only for regular
+expressions), describe explains any id, expand walks a summary node back to
+its original messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import regex
+
+from mnesis.errors import InvalidInputError, UnknownIdError
+from mnesis.models.message import MessageWithParts
+from mnesis.recall.models import (
+    ExpandResult,
+    GrepMatch,
+    GrepResult,
+    MessageDescription,
+    SummaryDescription,
+)
+from mnesis.store.base import Store, message_text
+
+MAX_LIMIT = 100
+MAX_PATTERN = 1_000
+SNIPPET_RADIUS = 80
+_WORD = regex.compile(r"\w+")
+_BATCH = 200
+
+
+def _snippet(text: str, start: int, end: int) -> str:
+    lo, hi = max(0, start - SNIPPET_RADIUS), min(len(text), end + SNIPPET_RADIUS)
+    body = " ".join(text[lo:hi].split())
+    return ("…" if lo else "") + body + ("…" if hi < len(text) else "")
+
+
+class Recall:
+    """Lossless recall for one session of a store."""
+
+    def __init__(self, store: Store, session_id: str, *, regex_budget: float = 2.0) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.regex_budget = regex_budget
+
+    # -- grep -------------------------------------------------------------------
+
+    async def grep(
+        self,
+        pattern: str,
+        *,
+        summary_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        regex: bool = False,
+    ) -> GrepResult:
+        """Search the session's whole stored history.
+
+        Plain patterns match case-insensitively where a word starts (``"alice
+        in"`` finds "Alice in Wonderland", not "malice in"), using the
+        full-text index; ``regex=True`` takes a regular expression and scans,
+        bounded by a time budget so a pathological pattern cannot hang.
+        """
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise InvalidInputError("grep needs a non-empty pattern")
+        if len(pattern) > MAX_PATTERN:
+            raise InvalidInputError(f"grep patterns are limited to {MAX_PATTERN} characters")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}")
+        if offset < 0:
+            raise InvalidInputError("offset must be >= 0")
+        matcher = self._compile(pattern, regex)
+        scope = None
+        if summary_id is not None:
+            await self._own_summary(summary_id)
+            scope = await self.store.summary_message_ids(summary_id)
+        terms = tuple(t.lower() for t in _WORD.findall(pattern)) if not regex else ()
+        found: list[tuple[MessageWithParts, str, tuple[int, int]]] = []
+        complete = True
+        wanted = offset + limit + 1
+        async for message in self._candidates(terms, scope):
+            if message is None:
+                complete = False
+                break
+            text = message_text(message)
+            try:
+                hit = matcher.search(text, timeout=self.regex_budget)
+            except TimeoutError:
+                complete = False
+                break
+            if hit is not None:
+                found.append((message, text, hit.span()))
+                if len(found) >= wanted:
+                    break
+        page = found[offset : offset + limit]
+        live = await self.store.covering_summaries(self.session_id, tuple(m.id for m, _, _ in page))
+        matches = [
+            GrepMatch(
+                message_id=m.id,
+                seq=m.message.seq,
+                role=m.role,
+                created_at=m.message.created_at,
+                snippet=_snippet(text, *span),
+                text=text,
+                summary_id=live.get(m.id),
+            )
+            for m, text, span in page
+        ]
+        more = len(found) > offset + limit
+        return GrepResult(
+            pattern=pattern,
+            regex=regex,
+            matches=matches,
+            offset=offset,
+            next_offset=offset + limit if more else None,
+            complete=complete,
+        )
+
+    @staticmethod
+    def _compile(pattern: str, is_regex: bool) -> Any:
+        if is_regex:
+            try:
+                return regex.compile(pattern, regex.IGNORECASE)
+            except regex.error as exc:
+                raise InvalidInputError(f"invalid regular expression {pattern!r}: {exc}") from exc
+        prefix = r"(?<!\w)" if _WORD.match(pattern) else ""
+        return regex.compile(prefix + regex.escape(pattern), regex.IGNORECASE)
+
+    async def _candidates(
+        self, terms: tuple[str, ...], scope: list[str] | None
+    ) -> AsyncIterator[MessageWithParts | None]:
+        """Messages that may match, in order; yields None when the time budget ran out."""
+        deadline = time.monotonic() + self.regex_budget
+        if scope is not None:
+            for start in range(0, len(scope), _BATCH):
+                if not terms and time.monotonic() > deadline:
+                    yield None
+                    return
+                batch = await self.store.get_messages_by_id(
+                    self.session_id, tuple(scope[start : start + _BATCH])
+                )
+                for message in batch:
+                    yield message
+            return
+        if terms:
+            after = 0
+            seen: set[str] = set()
+            while True:
+                hits = await self.store.search(self.session_id, terms, after=after, limit=_BATCH)
+                if not hits:
+                    return
+                after = hits[-1][0]
+                ids = tuple(dict.fromkeys(mid for _, mid in hits if mid not in seen))
+                seen.update(ids)
+                for message in await self.store.get_messages_by_id(self.session_id, ids):
+                    yield message
+        else:
+            after_seq = 0
+            while True:
+                if time.monotonic() > deadline:
+                    yield None
+                    return
+                batch = await self.store.scan_messages(
+                    self.session_id, after_seq=after_seq, limit=_BATCH
+                )
+                if not batch:
+                    return
+                after_seq = batch[-1].message.seq
+                for message in batch:
+                    yield message
+
+    # -- describe / expand -------------------------------------------------------
+
+    async def describe(self, item_id: str) -> SummaryDescription | MessageDescription:
+        """What an id is: a summary node or a stored message."""
+        if not isinstance(item_id, str) or not item_id:
+            raise InvalidInputError("describe needs an id")
+        try:
+            summary = await self.store.get_summary(item_id)
+        except KeyError:
+            summary = None
+        if summary is not None:
+            if summary.session_id != self.session_id:
+                raise UnknownIdError(item_id, self.session_id)
+            message_ids = await self.store.summary_message_ids(item_id)
+            parent = await self.store.parent_of(item_id)
+            children = [i for _, i in await self.store.summary_sources(item_id)]
+            return SummaryDescription(
+                id=summary.id,
+                node_kind=summary.kind,
+                depth=summary.depth,
+                level_used=summary.level_used,
+                token_count=summary.token_count,
+                first_seq=summary.first_seq,
+                last_seq=summary.last_seq,
+                message_count=summary.message_count,
+                first_message_id=message_ids[0] if message_ids else None,
+                last_message_id=message_ids[-1] if message_ids else None,
+                parent_id=parent,
+                child_ids=children,
+                in_context=parent is None,
+                created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+                text=summary.text,
+            )
+        try:
+            stored = await self.store.get_message(item_id)
+        except KeyError:
+            raise UnknownIdError(item_id, self.session_id) from None
+        if stored.message.session_id != self.session_id:
+            raise UnknownIdError(item_id, self.session_id)
+        live = await self.store.covering_summaries(self.session_id, (item_id,))
+        return MessageDescription(
+            id=stored.id,
+            seq=stored.message.seq,
+            role=stored.role,
+            status=str(stored.message.status),
+            created_at=stored.message.created_at,
+            token_count=stored.message.token_count,
+            pinned=await self.store.is_pinned(self.session_id, item_id),
+            summary_id=live.get(item_id),
+            parent_summary_id=await self.store.parent_of(item_id),
+        )
+
+    async def expand(
+        self, summary_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> ExpandResult:
+        """The original messages under a summary node, verbatim, in order, a page at a time."""
+        await self._own_summary(summary_id)
+        if limit is not None and limit < 1:
+            raise InvalidInputError("limit must be >= 1")
+        if offset < 0:
+            raise InvalidInputError("offset must be >= 0")
+        ids = await self.store.summary_message_ids(summary_id)
+        page = ids[offset : offset + limit if limit is not None else None]
+        messages = await self.store.get_messages_by_id(self.session_id, tuple(page))
+        end = offset + len(page)
+        return ExpandResult(
+            summary_id=summary_id,
+            messages=messages,
+            total=len(ids),
+            offset=offset,
+            next_offset=end if end < len(ids) else None,
+        )
+
+    async def _own_summary(self, summary_id: str) -> None:
+        try:
+            summary = await self.store.get_summary(summary_id)
+        except KeyError:
+            raise UnknownIdError(summary_id, self.session_id) from None
+        if summary.session_id != self.session_id:
+            raise UnknownIdError(summary_id, self.session_id)

@@ -1,0 +1,99 @@
+"""What grep, describe and expand return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from mnesis.models.message import MessageWithParts
+
+
+class GrepMatch(BaseModel):
+    """One stored message that matches."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    seq: int
+    role: str
+    created_at: datetime
+    snippet: str
+    text: str
+    summary_id: str | None  # the live summary covering it in the context; None if verbatim
+
+
+class GrepResult(BaseModel):
+    """A page of matches, oldest first; ``next_offset`` is None on the last page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pattern: str
+    regex: bool
+    matches: list[GrepMatch]
+    offset: int
+    next_offset: int | None
+    complete: bool = True  # False when a regex scan stopped at its time budget
+
+    def __iter__(self) -> Iterator[GrepMatch]:  # type: ignore[override]
+        return iter(self.matches)
+
+    def __len__(self) -> int:
+        return len(self.matches)
+
+    def __getitem__(self, index: int) -> GrepMatch:
+        return self.matches[index]
+
+
+class SummaryDescription(BaseModel):
+    """A summary node: what it covers and where it sits in the DAG."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["summary"] = "summary"
+    id: str
+    node_kind: Literal["leaf", "condensed"]
+    depth: int
+    level_used: int
+    token_count: int
+    first_seq: int
+    last_seq: int
+    message_count: int
+    first_message_id: str | None
+    last_message_id: str | None
+    parent_id: str | None
+    child_ids: list[str]
+    in_context: bool
+    created_at: datetime
+    text: str
+
+
+class MessageDescription(BaseModel):
+    """A stored message and how the context holds it now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["message"] = "message"
+    id: str
+    seq: int
+    role: str
+    status: str
+    created_at: datetime
+    token_count: int
+    pinned: bool
+    summary_id: str | None  # the live summary covering it; None if verbatim in the context
+    parent_summary_id: str | None  # the leaf that summarised it, if any
+
+
+class ExpandResult(BaseModel):
+    """A page of the original messages under a summary node, verbatim and in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    summary_id: str
+    messages: list[MessageWithParts]
+    total: int
+    offset: int
+    next_offset: int | None

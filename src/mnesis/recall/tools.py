@@ -1,0 +1,139 @@
+"""The memory tools a model can call: lcm_grep, lcm_describe, lcm_expand.
+
+Their outputs are plain text capped at ``max_chars`` so an expansion cannot
+flood the window; a capped output says how to ask for the next page. The tool
+calls and results are stored like any other and are themselves prunable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mnesis.recall.api import Recall
+from mnesis.recall.models import MessageDescription
+from mnesis.store.base import message_text
+
+MEMORY_TOOL_NAMES = ("lcm_grep", "lcm_describe", "lcm_expand")
+
+
+def memory_tool_specs() -> list[dict[str, Any]]:
+    """Tool definitions in the OpenAI/litellm function format."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": "lcm_grep",
+                "description": (
+                    "Search the full stored history of this conversation, including messages "
+                    "that were summarised out of your context. Returns matching messages with "
+                    "their ids and the summary that covers each."
+                ),
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "pattern": {"type": "string", "description": "Text to find."},
+                        "regex": {"type": "boolean", "description": "Treat as a regex."},
+                        "summary_id": {
+                            "type": "string",
+                            "description": "Only search under this summary.",
+                        },
+                        "offset": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["pattern"],
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "lcm_describe",
+                "description": "Describe a summary id (sum_...) or message id (msg_...).",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                    "required": ["id"],
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "lcm_expand",
+                "description": (
+                    "Return the original messages a summary (sum_...) replaced, verbatim, "
+                    "in order. Long expansions are paged: pass the offset it gives you."
+                ),
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "summary_id": {"type": "string"},
+                        "offset": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["summary_id"],
+                },
+            },
+        },
+    ]
+
+
+def _cap(text: str, max_chars: int, hint: str) -> str:
+    if len(text) <= max_chars:
+        return text
+    return text[: max_chars - len(hint) - 2] + "\n" + hint
+
+
+def memory_tool_handlers(
+    recall: Recall, *, max_chars: int = 12_000
+) -> dict[str, Callable[..., Awaitable[str]]]:
+    """Handlers for the memory tools, bound to one session's recall."""
+
+    async def lcm_grep(
+        pattern: str, regex: bool = False, summary_id: str | None = None, offset: int = 0
+    ) -> str:
+        result = await recall.grep(
+            pattern, regex=regex, summary_id=summary_id, offset=offset, limit=10
+        )
+        lines = [
+            f"[{m.message_id} #{m.seq} {m.role}"
+            + (f", in summary {m.summary_id}" if m.summary_id else ", verbatim in context")
+            + f"] {m.snippet}"
+            for m in result
+        ]
+        if not lines:
+            lines = ["no matches"]
+        if result.next_offset is not None:
+            lines.append(f"(more: call lcm_grep with offset={result.next_offset})")
+        if not result.complete:
+            lines.append("(the regex scan stopped at its time budget; results are partial)")
+        return _cap("\n".join(lines), max_chars, "(output capped; narrow the pattern)")
+
+    async def lcm_describe(id: str) -> str:
+        described = await recall.describe(id)
+        data = described.model_dump(mode="json")
+        if not isinstance(described, MessageDescription):
+            data["text"] = described.text[:2_000]
+        return _cap(json.dumps(data, ensure_ascii=False), max_chars, "(output capped)")
+
+    async def lcm_expand(summary_id: str, offset: int = 0) -> str:
+        page = await recall.expand(summary_id, offset=offset, limit=50)
+        out: list[str] = []
+        used = 0
+        shown = 0
+        for message in page.messages:
+            block = f"[{message.id} #{message.message.seq} {message.role}]\n{message_text(message)}"
+            if out and used + len(block) > max_chars - 200:
+                break
+            out.append(block[: max_chars - 200])
+            used += len(block)
+            shown += 1
+        following = offset + shown
+        if following < page.total:
+            out.append(
+                f"(showing {shown} of the {page.total - offset} remaining messages; "
+                f"call lcm_expand with offset={following} for more)"
+            )
+        return "\n\n".join(out) if out else "the summary covers no messages"
+
+    return {"lcm_grep": lcm_grep, "lcm_describe": lcm_describe, "lcm_expand": lcm_expand}
