@@ -40,7 +40,7 @@ def covering_summaries(
         return {}
     marks = ",".join("?" * len(message_ids))
     rows = conn.execute(
-        "WITH RECURSIVE up(msg, node) AS ("
+        "WITH RECURSIVE up(msg, node) AS ("  # noqa: S608 - only '?' marks are interpolated
         f" SELECT source_id, summary_id FROM summary_sources WHERE source_id IN ({marks})"
         " UNION ALL"
         " SELECT up.msg, ss.summary_id FROM up JOIN summary_sources ss ON ss.source_id = up.node"
