@@ -502,6 +502,8 @@ class MnesisSession:
                 choice = tool_choice if not turn.steps else None
                 step = await self._model_step(tool_list, choice, on_part, system_prompt, turn)
                 turn.steps.append(step)
+                if step.doom_loop and tool_handlers:
+                    await self._refuse_repeated_calls(step, tool_handlers)
                 if (
                     step.doom_loop
                     or not step.tool_calls
@@ -1066,6 +1068,23 @@ class MnesisSession:
                 )
             )
         await self._fill(tuple(results))
+
+    async def _refuse_repeated_calls(self, step: _Step, handlers: dict[str, ToolHandler]) -> None:
+        """A doom loop stops the tool loop; the calls it did not run get an error
+        result, so the model sees why on its next turn."""
+        threshold = self._config.session.doom_loop_threshold
+        error = (
+            f"not run: the same call was repeated {threshold} times in a row; "
+            "try something different"
+        )
+        tokens = self._estimator.estimate(f"Error: {error}") + MESSAGE_OVERHEAD
+        results = tuple(
+            ToolResult(call.tool_call_id, None, error, tokens)
+            for call in step.tool_calls
+            if call.tool_name in handlers
+        )
+        if results:
+            await self._fill(results)
 
     async def _fill(self, results: tuple[ToolResult, ...]) -> None:
         outcome = await self._store.fill_tool_results(self.id, results)

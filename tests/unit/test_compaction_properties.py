@@ -118,6 +118,11 @@ async def run_ops(ops: list[tuple[str, int]], folder: Path) -> None:
                     tool_handlers={"lookup": lambda n: words(n, n)},
                 )
                 expected_last = result.text
+                if result.doom_loop_detected:  # the repeated call was refused, not run
+                    expected_last = (
+                        "Error: not run: the same call was repeated 3 times in a row; "
+                        "try something different"
+                    )
             elif kind == "fail":
                 model.fail_next = True
                 try:

@@ -82,7 +82,7 @@ class Recall:
         found: list[tuple[MessageWithParts, str, tuple[int, int]]] = []
         complete = True
         wanted = offset + limit + 1
-        async for message in self._candidates(terms, scope):
+        async for message in self._candidates(terms, scope, first_batch=wanted):
             if message is None:
                 complete = False
                 break
@@ -131,9 +131,13 @@ class Recall:
         return regex.compile(prefix + regex.escape(pattern), regex.IGNORECASE)
 
     async def _candidates(
-        self, terms: tuple[str, ...], scope: list[str] | None
+        self, terms: tuple[str, ...], scope: list[str] | None, *, first_batch: int = _BATCH
     ) -> AsyncIterator[MessageWithParts | None]:
-        """Messages that may match, in order; yields None when the time budget ran out."""
+        """Messages that may match, in order; yields None when the time budget ran out.
+
+        Index hits are fetched in growing batches: the first is just what the
+        page needs, so a common word costs one small query.
+        """
         deadline = time.monotonic() + self.regex_budget
         if scope is not None:
             for start in range(0, len(scope), _BATCH):
@@ -149,10 +153,12 @@ class Recall:
         if terms:
             after = 0
             seen: set[str] = set()
+            size = max(first_batch, 8)
             while True:
-                hits = await self.store.search(self.session_id, terms, after=after, limit=_BATCH)
+                hits = await self.store.search(self.session_id, terms, after=after, limit=size)
                 if not hits:
                     return
+                size = min(size * 4, 2_000)
                 after = hits[-1][0]
                 ids = tuple(dict.fromkeys(mid for _, mid in hits if mid not in seen))
                 seen.update(ids)

@@ -7,15 +7,14 @@ from collections.abc import Sequence
 
 
 def fts_query(session_id: str, terms: Sequence[str]) -> str:
-    """An FTS5 query: the session's rows holding every term, the last as a prefix."""
+    """An FTS5 query: the session's rows holding the terms as a phrase (adjacent,
+    in order), the last term as a prefix."""
 
     def quote(text: str) -> str:
         return '"' + text.replace('"', '""') + '"'
 
-    body = " AND ".join(
-        quote(term) + (" *" if i == len(terms) - 1 else "") for i, term in enumerate(terms)
-    )
-    return f"sid : {quote(session_id)} AND body : ({body})"
+    phrase = " + ".join(quote(term) for term in terms) + " *"
+    return f"sid : {quote(session_id)} AND body : ({phrase})"
 
 
 def search(
@@ -35,7 +34,8 @@ def search(
 def covering_summaries(
     conn: sqlite3.Connection, session_id: str, message_ids: Sequence[str]
 ) -> dict[str, str]:
-    """For each message, the summary node in the active context that covers it."""
+    """For each message, the summary node in the active context that covers it
+    (the top of its chain: a node nothing condensed further is in the context)."""
     if not message_ids:
         return {}
     marks = ",".join("?" * len(message_ids))
@@ -44,9 +44,9 @@ def covering_summaries(
         f" SELECT source_id, summary_id FROM summary_sources WHERE source_id IN ({marks})"
         " UNION ALL"
         " SELECT up.msg, ss.summary_id FROM up JOIN summary_sources ss ON ss.source_id = up.node"
-        ") SELECT up.msg, up.node FROM up JOIN context_items ci"
-        " ON ci.ref_id = up.node AND ci.kind = 'summary' AND ci.session_id = ?",
-        (*message_ids, session_id),
+        ") SELECT up.msg, up.node FROM up WHERE NOT EXISTS"
+        " (SELECT 1 FROM summary_sources top WHERE top.source_id = up.node)",
+        tuple(message_ids),
     ).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
 

@@ -660,7 +660,8 @@ class SQLiteStore:
                 .execute(
                     f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
                     "LEFT JOIN parts p ON p.message_id = m.id "
-                    f"WHERE m.session_id = ? AND m.id IN ({marks}) ORDER BY m.seq, p.idx",
+                    # '+' keeps the planner on the primary key, not the session's whole range
+                    f"WHERE +m.session_id = ? AND m.id IN ({marks}) ORDER BY m.seq, p.idx",
                     (session_id, *chunk),
                 )
                 .fetchall()

@@ -18,3 +18,6 @@ FROM parts;
 INSERT INTO search_index (rowid, sid, body)
 SELECT id * 2 + 1, session_id, COALESCE(tool_output, tool_error)
 FROM parts WHERE tool_output IS NOT NULL OR tool_error IS NOT NULL;
+
+-- Finding a message or summary in the context view without scanning the session's view.
+CREATE INDEX context_items_ref ON context_items(session_id, ref_id);
