@@ -23,6 +23,7 @@ from mnesis.models.config import (
     SessionConfig,
     StoreConfig,
 )
+from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
     FileRefPart,
     FinishReason,
@@ -85,6 +86,7 @@ __all__ = [
     "RecordResult",
     "SessionClosedError",
     "SessionConfig",
+    "SessionInfo",
     "SessionNotFoundError",
     "StoreConfig",
     "TextDelta",

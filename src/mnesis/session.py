@@ -45,6 +45,7 @@ from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
 from mnesis.llm.retry import as_llm_error, stream_with_retry
 from mnesis.models.config import MnesisConfig
 from mnesis.models.ids import new_id
+from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
     FileRefPart,
     FinishReason,
@@ -328,6 +329,31 @@ class MnesisSession:
             window=ContextWindow(entries),
             version=version,
         )
+
+    @classmethod
+    async def list_sessions(
+        cls, db_path: str | None = None, config: MnesisConfig | None = None
+    ) -> list[SessionInfo]:
+        """Every stored session in the database, newest first."""
+        store_config = (config or MnesisConfig()).store
+        store = await acquire_store(resolve_db_url(db_path, store_config), store_config)
+        try:
+            return await store.list_sessions()
+        finally:
+            await release_store(store)
+
+    async def info(self) -> SessionInfo:
+        """This session at a glance: turns, messages, summaries, tokens, cost."""
+        self._check_open()
+        (info,) = await self._store.list_sessions(self.id)
+        return info
+
+    async def covering_summaries(self, message_ids: list[str] | None = None) -> dict[str, str]:
+        """For summarised messages, the summary in the context that covers each now."""
+        self._check_open()
+        if message_ids is None:
+            message_ids = [m.id for m in await self._store.get_messages(self.id)]
+        return await self._store.covering_summaries(self.id, tuple(message_ids))
 
     async def close(self, *, abort_compaction: bool = False) -> None:
         """Finish in-flight turns (streams abandoned by their consumer included),

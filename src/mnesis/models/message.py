@@ -96,6 +96,7 @@ class ToolPart(BaseModel):
     output: str | None = None
     error_message: str | None = None
     status: ToolStatus = ToolStatus.PENDING
+    pruned: bool = False  # the output was tombstoned in the context (it stays stored)
 
     @property
     def has_result(self) -> bool:

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
     FileRefPart,
     Message,
@@ -259,6 +260,10 @@ class Store(Protocol):
         """Whether the message is pinned."""
         ...
 
+    async def list_sessions(self, session_id: str | None = None) -> list[SessionInfo]:
+        """Every session (or one), newest first, with message and summary counts."""
+        ...
+
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
         """The whole stored history of the session, in order, failed turns included."""
         ...
@@ -311,9 +316,16 @@ def build_message(message: Message, parts: list[MessagePart]) -> MessageWithPart
 
 
 def merge_tool_result(
-    part: MessagePart, output: str | None, error: str | None, status: str | None
+    part: MessagePart,
+    output: str | None,
+    error: str | None,
+    status: str | None,
+    *,
+    pruned: bool = False,
 ) -> MessagePart:
-    """A stored tool call with its result slot applied."""
+    """A stored tool call with its result slot and tombstone mark applied."""
     if not isinstance(part, ToolPart) or status is None:
         return part
-    return part.model_copy(update={"output": output, "error_message": error, "status": status})
+    return part.model_copy(
+        update={"output": output, "error_message": error, "status": status, "pruned": pruned}
+    )

@@ -31,6 +31,7 @@ from mnesis.errors import (
     StoreConstraintError,
     ToolResultError,
 )
+from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
     Message,
     MessagePart,
@@ -76,7 +77,8 @@ _SUMMARY_COLUMNS = (
     "s.last_seq, s.message_count, s.created_at, s.model"
 )
 _PART_COLUMNS = (
-    "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count"
+    "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count, "
+    "p.pruned_at"
 )
 
 
@@ -144,7 +146,9 @@ def _summary_from_row(row: tuple[Any, ...]) -> SummaryRecord:
 
 def _part_from_row(row: tuple[Any, ...], start: int) -> MessagePart:
     part = _PART_ADAPTER.validate_json(row[start])
-    return merge_tool_result(part, row[start + 1], row[start + 2], row[start + 3])
+    return merge_tool_result(
+        part, row[start + 1], row[start + 2], row[start + 3], pruned=row[start + 6] is not None
+    )
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -699,6 +703,42 @@ class SQLiteStore:
             )
         )
 
+    async def list_sessions(self, session_id: str | None = None) -> list[SessionInfo]:
+        return await self._run(self._list_sessions_sync, session_id)
+
+    def _list_sessions_sync(self, session_id: str | None) -> list[SessionInfo]:
+        query = (
+            f"SELECT {_SESSION_COLUMNS}, "  # noqa: S608
+            "(SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id), "
+            "(SELECT COUNT(*) FROM summaries s WHERE s.session_id = sessions.id) "
+            "FROM sessions {where} ORDER BY created_at DESC"
+        )
+        if session_id is None:
+            rows = self._db().execute(query.format(where="")).fetchall()
+        else:
+            rows = self._db().execute(query.format(where="WHERE id = ?"), (session_id,)).fetchall()
+            if not rows:
+                raise SessionNotFoundError(session_id)
+        out = []
+        for row in rows:
+            record = _session_from_row(row)
+            out.append(
+                SessionInfo(
+                    id=record.id,
+                    model=record.model,
+                    agent=record.agent,
+                    parent_id=record.parent_id,
+                    created_at=datetime.fromtimestamp(record.created_at, tz=UTC),
+                    updated_at=datetime.fromtimestamp(record.updated_at, tz=UTC),
+                    turns=record.turn_count,
+                    messages=row[16],
+                    summaries=row[17],
+                    tokens=record.tokens,
+                    cost=record.cost,
+                )
+            )
+        return out
+
     # -- reads ------------------------------------------------------------------
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
@@ -776,8 +816,8 @@ class SQLiteStore:
             )
         }
         rows = conn.execute(
-            f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {_PART_COLUMNS}, "  # noqa: S608
-            "p.pruned_at FROM context_items ci "
+            f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {_PART_COLUMNS} "  # noqa: S608
+            "FROM context_items ci "
             "LEFT JOIN messages m ON m.id = ci.ref_id AND ci.kind = 'message' "
             "LEFT JOIN parts p ON p.message_id = m.id "
             "WHERE ci.session_id = ? ORDER BY ci.position, p.idx",
