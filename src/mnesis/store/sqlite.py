@@ -707,16 +707,15 @@ class SQLiteStore:
         return await self._run(self._list_sessions_sync, session_id)
 
     def _list_sessions_sync(self, session_id: str | None) -> list[SessionInfo]:
-        query = (
+        select = (
             f"SELECT {_SESSION_COLUMNS}, "  # noqa: S608
             "(SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id), "
-            "(SELECT COUNT(*) FROM summaries s WHERE s.session_id = sessions.id) "
-            "FROM sessions {where} ORDER BY created_at DESC"
+            "(SELECT COUNT(*) FROM summaries s WHERE s.session_id = sessions.id) FROM sessions "
         )
         if session_id is None:
-            rows = self._db().execute(query.format(where="")).fetchall()
+            rows = self._db().execute(select + "ORDER BY created_at DESC").fetchall()
         else:
-            rows = self._db().execute(query.format(where="WHERE id = ?"), (session_id,)).fetchall()
+            rows = self._db().execute(select + "WHERE id = ?", (session_id,)).fetchall()
             if not rows:
                 raise SessionNotFoundError(session_id)
         out = []
