@@ -60,6 +60,7 @@ from mnesis.models.message import (
 )
 from mnesis.models.results import (
     CompactionResult,
+    ContextBreakdown,
     RecordResult,
     TextDelta,
     TurnComplete,
@@ -464,6 +465,12 @@ class MnesisSession:
             await self._ensure_under_hard_limit()
             messages = self._window.messages(self._prompt(system_prompt))
         return [_copy_message(m) for m in messages]
+
+    async def context_breakdown(self) -> ContextBreakdown:
+        """Where the tokens of the current context go (system, summaries, messages, tools)."""
+        self._check_open()
+        await self._refresh_if_stale()
+        return self._window.breakdown(self._system_tokens(None))
 
     async def history(self) -> list[TurnSnapshot]:
         """One snapshot of the context's token breakdown per completed turn."""

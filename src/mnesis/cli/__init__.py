@@ -1,0 +1,1 @@
+"""The ``mnesis`` command line."""

@@ -1,0 +1,371 @@
+"""The ``mnesis`` command: inspect, search and talk to stored sessions.
+
+Uses only the public API. Every command takes ``--db PATH`` (default:
+``$MNESIS_DB_URL``, then ``~/.mnesis/sessions.db``); errors are one line on
+stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mnesis import (
+    FileRefPart,
+    MessageWithParts,
+    MnesisError,
+    MnesisSession,
+    TextPart,
+    ToolPart,
+    __version__,
+)
+
+# Piped output gets a wide console so tables are not cut at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _error(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+async def _load(args: argparse.Namespace) -> MnesisSession:
+    return await MnesisSession.load(args.session_id, db_path=args.db)
+
+
+def _part_lines(part: Any) -> list[str]:
+    if isinstance(part, TextPart):
+        return [part.text]
+    if isinstance(part, FileRefPart):
+        return [f"[FILE {part.content_id} {part.path} ({part.file_type}, {part.token_count} tok)]"]
+    if isinstance(part, ToolPart):
+        lines = [f"→ {part.tool_name}({json.dumps(part.input, ensure_ascii=False)})"]
+        if part.output is not None:
+            lines.append(f"← {part.output}")
+        elif part.error_message is not None:
+            lines.append(f"← error: {part.error_message}")
+        else:
+            lines.append("← (no result yet)")
+        if part.pruned:
+            lines.append("  [tombstone: this output is pruned from the context]")
+        return lines
+    return [str(part)]
+
+
+def _message_json(message: MessageWithParts, summary_id: str | None) -> dict[str, Any]:
+    data = message.model_dump(mode="json")
+    data["summary_id"] = summary_id
+    return data
+
+
+# -- commands ----------------------------------------------------------------
+
+
+async def cmd_sessions(args: argparse.Namespace) -> int:
+    sessions = await MnesisSession.list_sessions(db_path=args.db)
+    if args.json:
+        _dump([s.model_dump(mode="json") for s in sessions])
+        return 0
+    table = Table("id", "model", "created", "turns", "messages", "tokens", "summaries")
+    for s in sessions:
+        table.add_row(
+            s.id,
+            s.model,
+            s.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(s.turns),
+            str(s.messages),
+            f"{s.tokens.effective_total():,}",
+            str(s.summaries),
+        )
+    out.print(table if sessions else "no sessions")
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        messages = await session.messages()
+        covered = await session.covering_summaries([m.id for m in messages])
+        if args.json:
+            _dump([_message_json(m, covered.get(m.id)) for m in messages])
+            return 0
+        for message in messages:
+            meta = message.message
+            marks = []
+            if message.id in covered:
+                marks.append(f"summarised in {covered[message.id]}")
+            if meta.status != "complete":
+                marks.append(f"{meta.status}: {meta.error}")
+            suffix = escape(f"  [{'; '.join(marks)}]") if marks else ""
+            out.print(f"[bold]#{meta.seq} {meta.role}[/bold] {message.id}{suffix}", markup=True)
+            for part in message.parts:
+                for line in _part_lines(part):
+                    out.print("  " + line, markup=False)
+        return 0
+    finally:
+        await session.close()
+
+
+async def cmd_context(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        messages = await session.context_for_next_turn()
+        breakdown = await session.context_breakdown()
+        if args.json:
+            _dump(
+                {
+                    "messages": messages,
+                    "tokens": breakdown.model_dump(),
+                    "usable_tokens": session.usable_tokens,
+                }
+            )
+            return 0
+        for message in messages:
+            content = message.get("content")
+            out.print(f"[bold]{message['role']}[/bold]", markup=True)
+            if content:
+                out.print("  " + str(content).replace("\n", "\n  "), markup=False)
+            for call in message.get("tool_calls") or []:
+                fn = call["function"]
+                out.print(f"  → {fn['name']}({fn['arguments']}) [{call['id']}]", markup=False)
+        out.print(
+            f"\ntokens: system {breakdown.system_prompt:,} · summaries {breakdown.summary:,} · "
+            f"messages {breakdown.messages:,} · tool outputs {breakdown.tool_outputs:,} · "
+            f"total {breakdown.total:,} of {session.usable_tokens:,} usable"
+        )
+        return 0
+    finally:
+        await session.close()
+
+
+async def cmd_grep(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        result = await session.grep(
+            args.pattern,
+            regex=args.regex,
+            limit=args.limit,
+            offset=args.offset,
+            summary_id=args.summary,
+        )
+        if args.json:
+            _dump(result.model_dump(mode="json"))
+            return 0
+        for match in result:
+            where = f"in {match.summary_id}" if match.summary_id else "verbatim in context"
+            out.print(
+                f"[bold]#{match.seq} {match.role}[/bold] {match.message_id} ({where})", markup=True
+            )
+            out.print("  " + match.snippet, markup=False)
+        if not result.matches:
+            out.print("no matches")
+        if result.next_offset is not None:
+            out.print(f"more: --offset {result.next_offset}")
+        if not result.complete:
+            out.print("(the regex scan stopped at its time budget; results are partial)")
+        return 0
+    finally:
+        await session.close()
+
+
+async def cmd_expand(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        page = await session.expand(args.summary_id, limit=args.limit, offset=args.offset)
+        if args.json:
+            _dump(page.model_dump(mode="json"))
+            return 0
+        for message in page.messages:
+            out.print(
+                f"[bold]#{message.message.seq} {message.role}[/bold] {message.id}", markup=True
+            )
+            for part in message.parts:
+                for line in _part_lines(part):
+                    out.print("  " + line, markup=False)
+        if page.next_offset is not None:
+            out.print(f"more: --offset {page.next_offset} ({page.total} in all)")
+        return 0
+    finally:
+        await session.close()
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        messages = await session.messages()
+        covered = await session.covering_summaries([m.id for m in messages])
+        info = await session.info()
+        if args.format == "json":
+            text = json.dumps(
+                {
+                    "session": info.model_dump(mode="json"),
+                    "system_prompt": session.system_prompt,
+                    "messages": [_message_json(m, covered.get(m.id)) for m in messages],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        else:
+            lines = [
+                f"# Session {info.id}",
+                "",
+                f"- model: {info.model}",
+                f"- created: {info.created_at.isoformat()}",
+                f"- turns: {info.turns}",
+                "",
+                f"> system: {session.system_prompt}",
+                "",
+            ]
+            for message in messages:
+                lines.append(f"## #{message.message.seq} {message.role} ({message.id})")
+                if message.id in covered:
+                    lines.append(f"*summarised in the context by {covered[message.id]}*")
+                lines.append("")
+                for part in message.parts:
+                    lines += _part_lines(part)
+                lines.append("")
+            text = "\n".join(lines)
+        if args.output:
+            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+            _error(f"wrote {args.output}")
+        else:
+            print(text)
+        return 0
+    finally:
+        await session.close()
+
+
+def _database_file(db: str | None) -> tuple[str, int | None]:
+    url = db or os.environ.get("MNESIS_DB_URL") or "~/.mnesis/sessions.db"
+    path = Path(os.path.expanduser(url.removeprefix("sqlite:///")))
+    return str(path), path.stat().st_size if path.exists() else None
+
+
+async def cmd_stats(args: argparse.Namespace) -> int:
+    sessions = await MnesisSession.list_sessions(db_path=args.db)
+    path, size = await asyncio.to_thread(_database_file, args.db)
+    data = {
+        "database": path,
+        "size_bytes": size,
+        "sessions": len(sessions),
+        "messages": sum(s.messages for s in sessions),
+        "turns": sum(s.turns for s in sessions),
+        "summaries": sum(s.summaries for s in sessions),
+        "tokens": sum(s.tokens.effective_total() for s in sessions),
+        "cost_usd": round(sum(s.cost for s in sessions), 6),
+    }
+    if args.json:
+        _dump(data)
+    else:
+        for key, value in data.items():
+            out.print(f"{key:>11}: {value:,}" if isinstance(value, int) else f"{key:>11}: {value}")
+    return 0
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    session = await _load(args)
+    try:
+        problems = await session.verify()
+    finally:
+        await session.close()
+    if args.json:
+        _dump({"session_id": args.session_id, "ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            _error(problem)
+    else:
+        out.print(f"{args.session_id}: ok")
+    return 1 if problems else 0
+
+
+# -- parser ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mnesis.cli.interactive import cmd_chat, cmd_demo
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=None,
+        help="database file or URL (default: $MNESIS_DB_URL, ~/.mnesis/sessions.db)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser = argparse.ArgumentParser(prog="mnesis", description="Lossless memory for LLM apps.")
+    parser.add_argument("--version", action="version", version=f"mnesis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], Awaitable[int]], text: str
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    demo = add("demo", cmd_demo, "a long scripted session with the mock model (no key needed)")
+    demo.add_argument("--turns", type=int, default=120)
+    chat = add("chat", cmd_chat, "talk to a model; replies stream live")
+    chat.add_argument("--model", default="anthropic/claude-opus-4-6")
+    chat.add_argument("--session", dest="session_id", default=None, help="resume this session")
+    add("sessions", cmd_sessions, "list stored sessions")
+    for name, handler, text in (
+        ("show", cmd_show, "a session's whole transcript, summaries and tombstones marked"),
+        ("context", cmd_context, "exactly what the model would receive next, with tokens"),
+        ("verify", cmd_verify, "re-derive a session's store invariants"),
+    ):
+        add(name, handler, text).add_argument("session_id")
+    grep = add("grep", cmd_grep, "search a session's whole stored history")
+    grep.add_argument("session_id")
+    grep.add_argument("pattern")
+    grep.add_argument("--regex", action="store_true")
+    grep.add_argument("--limit", type=int, default=20)
+    grep.add_argument("--offset", type=int, default=0)
+    grep.add_argument("--summary", default=None, help="only under this summary id")
+    expand = add("expand", cmd_expand, "the original messages under a summary")
+    expand.add_argument("session_id")
+    expand.add_argument("summary_id")
+    expand.add_argument("--limit", type=int, default=None)
+    expand.add_argument("--offset", type=int, default=0)
+    export = add("export", cmd_export, "write a session out as JSON or Markdown")
+    export.add_argument("session_id")
+    export.add_argument("--format", choices=["json", "markdown"], default="markdown")
+    export.add_argument("--output", "-o", default=None)
+    add("stats", cmd_stats, "totals for the whole database")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mnesis`` console script."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    warnings.filterwarnings("ignore", message="mnesis: model")
+    try:
+        code: int = asyncio.run(args.handler(args))
+    except MnesisError as exc:
+        _error(f"mnesis: error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `mnesis export ID | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The `mnesis` command, run through its entry points as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "mnesis"
+
+
+def mnesis(
+    *args: str, db: Path, stdin: str | None = None, ok: bool = True, entry: str = "module"
+) -> subprocess.CompletedProcess[str]:
+    command = [str(SCRIPT)] if entry == "script" else [sys.executable, "-m", "mnesis"]
+    env = {**os.environ, "MNESIS_MOCK_LLM": "1", "MNESIS_DB_URL": str(db)}
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    db = tmp_path_factory.mktemp("cli") / "demo.db"
+    shown = mnesis("demo", "--turns", "80", db=db, entry="script")
+    assert "compaction:" in shown.stdout
+    assert "expand sum_" in shown.stdout and "ZEBRA-4471" in shown.stdout
+    assert "store invariants: ok" in shown.stdout
+    sessions = json.loads(mnesis("sessions", "--json", db=db).stdout)
+    assert len(sessions) == 1 and sessions[0]["summaries"] >= 1
+    return db, sessions[0]["id"]
+
+
+def test_sessions_table_and_stats(demo_db: tuple[Path, str]) -> None:
+    db, sid = demo_db
+    assert sid in mnesis("sessions", "--db", str(db), db=db).stdout
+    stats = json.loads(mnesis("stats", "--json", db=db).stdout)
+    assert stats["sessions"] == 1 and stats["messages"] == 160 and stats["summaries"] >= 1
+
+
+def test_show_marks_summarised_messages(demo_db: tuple[Path, str]) -> None:
+    db, sid = demo_db
+    shown = mnesis("show", sid, db=db).stdout
+    assert "#1 user" in shown and "summarised in sum_" in shown
+    data = json.loads(mnesis("show", sid, "--json", db=db).stdout)
+    assert data[0]["summary_id"].startswith("sum_") and len(data) == 160
+
+
+def test_context_shows_what_the_model_gets_with_tokens(demo_db: tuple[Path, str]) -> None:
+    db, sid = demo_db
+    text = mnesis("context", sid, db=db).stdout
+    assert "[Summary sum_" in text and "usable" in text
+    data = json.loads(mnesis("context", sid, "--json", db=db).stdout)
+    assert data["messages"][0]["role"] == "system"
+    assert data["tokens"]["total"] <= data["usable_tokens"]
+
+
+def test_grep_expand_export_verify(demo_db: tuple[Path, str], tmp_path: Path) -> None:
+    db, sid = demo_db
+    found = json.loads(mnesis("grep", sid, "launch code", "--json", db=db).stdout)
+    match = found["matches"][0]
+    assert "ZEBRA-4471" in match["text"] and match["summary_id"]
+    expanded = mnesis("expand", sid, match["summary_id"], "--limit", "2", db=db).stdout
+    assert "ZEBRA-4471" in expanded and "more: --offset 2" in expanded
+    out = tmp_path / "s.md"
+    mnesis("export", sid, "--format", "markdown", "-o", str(out), db=db)
+    assert out.read_text().startswith(f"# Session {sid}")
+    exported = json.loads(mnesis("export", sid, "--format", "json", db=db).stdout)
+    assert len(exported["messages"]) == 160
+    assert f"{sid}: ok" in mnesis("verify", sid, db=db).stdout
+
+
+def test_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    missing = mnesis("show", "sess_nope", db=db, ok=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "mnesis: error: no session with id 'sess_nope' in the store"
+    bad = tmp_path / "bad.db"
+    bad.write_text("this is not a database at all" * 100)
+    unreadable = mnesis("sessions", "--db", str(bad), db=db, ok=False)
+    assert unreadable.returncode == 1 and "not a readable mnesis database" in unreadable.stderr
+    assert len(unreadable.stderr.strip().splitlines()) == 1
+    usage = mnesis("grep", db=db, ok=False)
+    assert usage.returncode == 2
+
+
+def test_chat_streams_and_runs_slash_commands(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    script = "My name is Alice.\n/history\n/grep alice\n/compact\n/context\n/nonsense\n/exit\n"
+    done = mnesis("chat", db=db, stdin=script, entry="script")
+    assert "using the mock model" in done.stdout
+    assert 'Mock answer to "My name is Alice."' in done.stdout
+    assert "turn 1:" in done.stdout and "[verbatim] My name is Alice." in done.stdout
+    assert "nothing to compact yet" in done.stdout
+    assert "commands: /compact" in done.stdout
+    sessions = json.loads(mnesis("sessions", "--json", db=db).stdout)
+    resumed = mnesis("chat", "--session", sessions[0]["id"], db=db, stdin="again\n", entry="script")
+    assert sessions[0]["id"] in resumed.stdout
+    assert json.loads(mnesis("sessions", "--json", db=db).stdout)[0]["turns"] == 2
