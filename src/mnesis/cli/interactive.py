@@ -227,8 +227,8 @@ async def _slash(session: MnesisSession, line: str) -> bool:
                     + (" (compaction)" if snap.compaction_triggered else "")
                 )
         elif command == "/context":
-            for message in await session.context_for_next_turn():
-                out.print(f"{message['role']}: {str(message.get('content'))[:200]}", markup=False)
+            for chat in await session.context_for_next_turn():
+                out.print(f"{chat['role']}: {str(chat.get('content'))[:200]}", markup=False)
         elif command == "/pin" and arg:
             await session.pin(arg)
             out.print(f"pinned {arg}")
