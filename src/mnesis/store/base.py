@@ -27,6 +27,7 @@ from mnesis.models.message import (
     Role,
     TokenUsage,
     ToolPart,
+    ToolStatus,
 )
 from mnesis.models.results import TurnSnapshot
 
@@ -327,5 +328,10 @@ def merge_tool_result(
     if not isinstance(part, ToolPart) or status is None:
         return part
     return part.model_copy(
-        update={"output": output, "error_message": error, "status": status, "pruned": pruned}
+        update={
+            "output": output,
+            "error_message": error,
+            "status": ToolStatus(status),
+            "pruned": pruned,
+        }
     )
