@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
@@ -39,6 +40,7 @@ from mnesis.errors import (
     SessionClosedError,
 )
 from mnesis.events.bus import EventBus, Handler, MnesisEvent
+from mnesis.files import LargeFileHandler
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.base import LLMRequest, ResponseAccumulator
 from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
@@ -70,6 +72,7 @@ from mnesis.models.results import (
 from mnesis.recall import (
     MEMORY_TOOL_NAMES,
     ExpandResult,
+    FileDescription,
     GrepResult,
     MessageDescription,
     Recall,
@@ -186,6 +189,7 @@ class MnesisSession:
             bus=event_bus,
         )
         self._recall = Recall(store, record.id)
+        self._files = LargeFileHandler(config.file, estimator=self._estimator, store=store)
         self._compaction_task: asyncio.Task[None] | None = None
         self._last_compaction: CompactionResult | None = None
         self._stale = False
@@ -496,6 +500,7 @@ class MnesisSession:
         tool_choice: str | dict[str, Any] | None = None,
         pin: bool = False,
         memory_tools: bool = False,
+        files: Sequence[str | os.PathLike[str]] | None = None,
     ) -> TurnResult:
         """Send a user message and return the model's reply, persisted.
 
@@ -514,9 +519,10 @@ class MnesisSession:
             pin: Keep this user message verbatim in every future context.
             memory_tools: Offer the model ``lcm_grep``, ``lcm_describe`` and
                 ``lcm_expand`` and run its calls to them in the tool loop.
+            files: Paths to attach: small files inline, large ones as references.
         """
         self._check_open()
-        parts = _user_parts(message)
+        parts = _user_parts(message) + await self._file_parts(files)
         tool_list = _validate_tools(tools, tool_handlers)
         if memory_tools:
             tool_list, tool_handlers = self._with_memory_tools(tool_list, tool_handlers)
@@ -563,6 +569,7 @@ class MnesisSession:
         max_tool_steps: int | None = None,
         tool_choice: str | dict[str, Any] | None = None,
         memory_tools: bool = False,
+        files: Sequence[str | os.PathLike[str]] | None = None,
     ) -> AsyncIterator[TextDelta | TurnComplete]:
         """Yield ``TextDelta`` events live as the model writes, then ``TurnComplete``.
 
@@ -587,6 +594,7 @@ class MnesisSession:
                 max_tool_steps=max_tool_steps,
                 tool_choice=tool_choice,
                 memory_tools=memory_tools,
+                files=files,
             )
         )
         self._tasks.add(task)
@@ -606,6 +614,7 @@ class MnesisSession:
         *,
         tokens: TokenUsage | None = None,
         finish_reason: str = "stop",
+        files: Sequence[str | os.PathLike[str]] | None = None,
     ) -> RecordResult:
         """Persist a turn that your own SDK produced (BYO-LLM), in one transaction.
 
@@ -616,7 +625,7 @@ class MnesisSession:
         self._check_open()
         if tokens is not None and not isinstance(tokens, TokenUsage):
             raise InvalidInputError("tokens must be a TokenUsage or None")
-        user_parts = _user_parts(user_message)
+        user_parts = _user_parts(user_message) + await self._file_parts(files)
         assistant_parts = _assistant_parts(assistant_response)
         async with self._turn_lock:
             self._check_open(allow_closing=True)
@@ -706,8 +715,10 @@ class MnesisSession:
             pattern, summary_id=summary_id, limit=limit, offset=offset, regex=regex
         )
 
-    async def describe(self, item_id: str) -> SummaryDescription | MessageDescription:
-        """What a summary id or message id is, and where it sits now."""
+    async def describe(
+        self, item_id: str
+    ) -> SummaryDescription | MessageDescription | FileDescription:
+        """What a summary, message or file id is, and where it sits now."""
         self._check_open()
         return await self._recall.describe(item_id)
 
@@ -763,6 +774,15 @@ class MnesisSession:
             await self._pin(message_id)
 
     # -- internals --------------------------------------------------------------
+
+    async def _file_parts(
+        self, files: Sequence[str | os.PathLike[str]] | None
+    ) -> list[MessagePart]:
+        if not files:
+            return []
+        if isinstance(files, str | bytes | os.PathLike):
+            raise InvalidInputError("files must be a list of paths, not a single path")
+        return [await self._files.handle(path) for path in files]
 
     async def _pin(self, message_id: str) -> None:
         entry = self._window.get(message_id)

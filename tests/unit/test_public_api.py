@@ -48,8 +48,11 @@ LAYERS = [
     "llm",
     "context",
     "compaction",
+    "files",
+    "recall",
     "session",
     "operators",
+    "cli",
 ]
 
 

@@ -301,4 +301,4 @@ def test_a_version_1_database_gains_a_search_index_on_upgrade(tmp_path: Path) ->
     assert [m.message_id for m in found] == ["m1"]
     assert problems == []
     versions = [r[0] for r in sqlite3.connect(db).execute("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3]
+    assert versions == list(range(1, len(load_migrations("sqlite")) + 1))

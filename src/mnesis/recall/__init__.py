@@ -4,6 +4,7 @@ memory tools that let a model use them."""
 from mnesis.recall.api import Recall
 from mnesis.recall.models import (
     ExpandResult,
+    FileDescription,
     GrepMatch,
     GrepResult,
     MessageDescription,
@@ -14,6 +15,7 @@ from mnesis.recall.tools import MEMORY_TOOL_NAMES, memory_tool_handlers, memory_
 __all__ = [
     "MEMORY_TOOL_NAMES",
     "ExpandResult",
+    "FileDescription",
     "GrepMatch",
     "GrepResult",
     "MessageDescription",

@@ -8,6 +8,7 @@ its original messages.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,9 +17,11 @@ from typing import Any
 import regex
 
 from mnesis.errors import InvalidInputError, UnknownIdError
-from mnesis.models.message import MessageWithParts
+from mnesis.files.handler import file_status
+from mnesis.models.message import FileRefPart, MessageWithParts
 from mnesis.recall.models import (
     ExpandResult,
+    FileDescription,
     GrepMatch,
     GrepResult,
     MessageDescription,
@@ -181,10 +184,14 @@ class Recall:
 
     # -- describe / expand -------------------------------------------------------
 
-    async def describe(self, item_id: str) -> SummaryDescription | MessageDescription:
-        """What an id is: a summary node or a stored message."""
+    async def describe(
+        self, item_id: str
+    ) -> SummaryDescription | MessageDescription | FileDescription:
+        """What an id is: a summary node, a stored message or a file reference."""
         if not isinstance(item_id, str) or not item_id:
             raise InvalidInputError("describe needs an id")
+        if item_id.startswith("file_"):
+            return await self._describe_file(item_id)
         try:
             summary = await self.store.get_summary(item_id)
         except KeyError:
@@ -229,6 +236,30 @@ class Recall:
             pinned=await self.store.is_pinned(self.session_id, item_id),
             summary_id=live.get(item_id),
             parent_summary_id=await self.store.parent_of(item_id),
+        )
+
+    async def _describe_file(self, content_id: str) -> FileDescription:
+        part = await self.store.get_file_ref(content_id)
+        used = await self.store.search(self.session_id, (content_id,), limit=1)
+        if part is None or not used:
+            raise UnknownIdError(content_id, self.session_id)
+        (message,) = await self.store.get_messages_by_id(self.session_id, (used[0][1],))
+        path = next(
+            (
+                p.path
+                for p in message.parts
+                if isinstance(p, FileRefPart) and p.content_id == content_id
+            ),
+            part.path,
+        )
+        status = await asyncio.to_thread(file_status, path, content_id)
+        return FileDescription(
+            id=content_id,
+            path=path,
+            file_type=part.file_type,
+            token_count=part.token_count,
+            exploration_summary=part.exploration_summary,
+            status=status,
         )
 
     async def expand(

@@ -87,6 +87,20 @@ class MessageDescription(BaseModel):
     parent_summary_id: str | None  # the leaf that summarised it, if any
 
 
+class FileDescription(BaseModel):
+    """A large-file reference and the state of the file on disk now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["file"] = "file"
+    id: str
+    path: str
+    file_type: str
+    token_count: int
+    exploration_summary: str
+    status: Literal["unchanged", "changed", "missing"]
+
+
 class ExpandResult(BaseModel):
     """A page of the original messages under a summary node, verbatim and in order."""
 

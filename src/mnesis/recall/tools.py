@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mnesis.recall.api import Recall
-from mnesis.recall.models import MessageDescription
+from mnesis.recall.models import SummaryDescription
 from mnesis.store.base import message_text
 
 MEMORY_TOOL_NAMES = ("lcm_grep", "lcm_describe", "lcm_expand")
@@ -112,7 +112,7 @@ def memory_tool_handlers(
     async def lcm_describe(id: str) -> str:
         described = await recall.describe(id)
         data = described.model_dump(mode="json")
-        if not isinstance(described, MessageDescription):
+        if isinstance(described, SummaryDescription):
             data["text"] = described.text[:2_000]
         return _cap(json.dumps(data, ensure_ascii=False), max_chars, "(output capped)")
 

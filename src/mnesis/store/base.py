@@ -265,6 +265,14 @@ class Store(Protocol):
         """Every session (or one), newest first, with message and summary counts."""
         ...
 
+    async def get_file_ref(self, content_id: str) -> FileRefPart | None:
+        """The cached reference for a content id, if any."""
+        ...
+
+    async def put_file_ref(self, part: FileRefPart, size_bytes: int) -> None:
+        """Cache a file reference by its content id (the first one stays)."""
+        ...
+
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
         """The whole stored history of the session, in order, failed turns included."""
         ...

@@ -33,6 +33,7 @@ from mnesis.errors import (
 )
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
+    FileRefPart,
     Message,
     MessagePart,
     MessageWithParts,
@@ -737,6 +738,48 @@ class SQLiteStore:
                 )
             )
         return out
+
+    async def get_file_ref(self, content_id: str) -> FileRefPart | None:
+        row = await self._run(
+            lambda: (
+                self._db()
+                .execute(
+                    "SELECT content_id, path, file_type, token_count, exploration_summary "
+                    "FROM file_refs WHERE content_id = ?",
+                    (content_id,),
+                )
+                .fetchone()
+            )
+        )
+        if row is None:
+            return None
+        return FileRefPart(
+            content_id=row[0],
+            path=row[1],
+            file_type=row[2],
+            token_count=row[3],
+            exploration_summary=row[4],
+        )
+
+    async def put_file_ref(self, part: FileRefPart, size_bytes: int) -> None:
+        def write() -> None:
+            conn = self._db()
+            with self._transaction(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO file_refs (content_id, path, file_type, token_count, "
+                    "size_bytes, exploration_summary, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        part.content_id,
+                        part.path,
+                        part.file_type,
+                        part.token_count,
+                        size_bytes,
+                        part.exploration_summary,
+                        time.time(),
+                    ),
+                )
+
+        await self._run(write)
 
     # -- reads ------------------------------------------------------------------
 
