@@ -199,3 +199,30 @@ async def test_agentic_map_reports_llm_failures_per_item(db_path: str) -> None:
         ("boom", False, "llm_error"),
     ]
     assert batch.failures[0].session_id is not None  # the failed transcript is kept
+
+
+class Address(BaseModel):
+    street: str
+    zip_code: int
+
+
+class Person(BaseModel):
+    name: str
+    tags: list[str]
+    address: Address
+    nickname: str | None = None
+
+
+async def test_mock_mode_produces_schema_valid_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNESIS_MOCK_LLM", "1")
+    op = LLMMap(model=MODEL)  # the default provider: the mock under MNESIS_MOCK_LLM=1
+    batch = await op.run_all(["a", "b"], "Extract a person from {{ item }}", Person)
+    assert not batch.failures
+    assert all(isinstance(r.output, Person) for r in batch.results)
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 3}, "kind": {"enum": ["x", "y"]}},
+        "required": ["n", "kind"],
+    }
+    batch = await op.run_all(["a"], "{{ item }}", schema)
+    assert batch.results[0].output == {"n": 3, "kind": "x"}

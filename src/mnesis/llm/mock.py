@@ -74,6 +74,52 @@ def _placeholder(schema: dict[str, Any]) -> Any:
     return "mock"
 
 
+# The line LLMMap puts before the output schema; the default mock answers it with
+# a schema-valid JSON object, so operators work in mock mode too.
+SCHEMA_MARKER = "Respond with only a JSON object that matches this JSON Schema:"
+
+
+def sample_from_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A deterministic value that satisfies a (reasonable) JSON Schema."""
+    if not isinstance(schema, dict) or depth > 12:
+        return None
+    if defs is None:
+        found: dict[str, Any] = schema.get("$defs") or schema.get("definitions") or {}
+        defs = found
+    if "$ref" in schema:
+        target = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+        return sample_from_schema(target, defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(key, []) if o.get("type") != "null"]
+        if options:
+            return sample_from_schema(options[0], defs, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {key: sample_from_schema(sub, defs, depth + 1) for key, sub in props.items()}
+    if kind == "array":
+        count = max(int(schema.get("minItems", 1)), 1)
+        return [sample_from_schema(schema.get("items", {}), defs, depth + 1)] * count
+    if kind == "integer":
+        return max(int(schema.get("minimum", 1)), 1)
+    if kind == "number":
+        return float(schema.get("minimum", 0.5)) if "minimum" in schema else 0.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    length = int(schema.get("minLength", 4))
+    return "mock" if length <= 4 else "m" * length
+
+
 def default_handler(request: LLMRequest) -> MockReply:
     """A deterministic reply that depends only on the request.
 
@@ -89,6 +135,12 @@ def default_handler(request: LLMRequest) -> MockReply:
         ]
         return MockReply(text="Tool results received: " + " | ".join(reversed(outputs)))
     text = _message_text(last)
+    if SCHEMA_MARKER in text:
+        try:
+            schema = json.loads(text.split(SCHEMA_MARKER, 1)[1].strip())
+        except ValueError:
+            schema = {}
+        return MockReply(text=json.dumps(sample_from_schema(schema)))
     for tool in request.tools or []:
         fn = tool.get("function", tool)
         name = str(fn.get("name", ""))

@@ -21,6 +21,7 @@ from mnesis.errors import InvalidInputError, LLMError
 from mnesis.events.bus import EventBus, MnesisEvent
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.base import LLMRequest, complete
+from mnesis.llm.mock import SCHEMA_MARKER
 from mnesis.llm.retry import as_llm_error
 from mnesis.models.config import OperatorConfig
 from mnesis.models.message import TokenUsage
@@ -143,10 +144,7 @@ class LLMMap:
             raise InvalidInputError("concurrency >= 1, max_retries >= 0, timeout_secs > 0")
         items = list(inputs)
         provider = self.provider or default_provider()
-        instruction = (
-            "\n\nRespond with only a JSON object that matches this JSON Schema:\n"
-            + json.dumps(schema.json_schema)
-        )
+        instruction = f"\n\n{SCHEMA_MARKER}\n{json.dumps(schema.json_schema)}"
         started = time.perf_counter()
         self._publish(
             MnesisEvent.MAP_STARTED, {"operator": "llm_map", "total": len(items), "model": chosen}
