@@ -151,7 +151,13 @@ async def run_ops(ops: list[tuple[str, int]], folder: Path) -> None:
                 assert expected_last in [
                     t
                     for m in await session.messages()
-                    for t in (m.text_content(), *(p.output or "" for p in m.tool_parts()))
+                    for t in (
+                        m.text_content(),
+                        *(
+                            p.output if p.output is not None else f"Error: {p.error_message}"
+                            for p in m.tool_parts()
+                        ),
+                    )
                 ]
         assert await session.verify() == []
 

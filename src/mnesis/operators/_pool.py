@@ -10,23 +10,28 @@ R = TypeVar("R")
 
 
 async def run_pool(
-    items: Iterable[Any],
+    items: Iterable[tuple[int, Any]],
     worker: Callable[[int, Any], Awaitable[R]],
     concurrency: int,
 ) -> AsyncIterator[R]:
-    """Run ``worker(index, item)`` with at most ``concurrency`` in flight; yield as they finish.
+    """Run ``worker(index, item)`` for each ``(index, item)`` pair with at most
+    ``concurrency`` in flight; yield results as they finish.
 
     Items are pulled lazily, so a huge input does not become a huge task list.
     If the consumer stops early, the work still in flight is cancelled.
     """
-    iterator = iter(enumerate(items))
+    iterator = iter(items)
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
     lock = asyncio.Lock()
 
     async def loop() -> None:
         while True:
             async with lock:
-                nxt = next(iterator, None)
+                try:
+                    nxt = next(iterator, None)
+                except Exception as exc:  # a bad input (e.g. a broken JSONL line)
+                    queue.put_nowait((False, exc))
+                    return
             if nxt is None:
                 return
             try:

@@ -19,6 +19,7 @@ from mnesis.llm import LLMProvider
 from mnesis.models.config import MnesisConfig, OperatorConfig
 from mnesis.models.message import TokenUsage
 from mnesis.operators._pool import run_pool
+from mnesis.operators._runs import open_inputs
 from mnesis.operators.results import AgentMapBatch, AgentMapResult
 from mnesis.operators.templates import compile_template, render
 from mnesis.session import MnesisSession, ToolHandler
@@ -108,7 +109,8 @@ class AgenticMap:
         clean_tools = [
             {k: v for k, v in t.items() if k not in ("read_only", "writes")} for t in tools or []
         ] or None
-        items = list(inputs)
+        items, _ = open_inputs(inputs)
+        items = list(items)
         workers = concurrency or self.config.agentic_map_concurrency
         started = time.perf_counter()
         self._publish(
@@ -183,7 +185,7 @@ class AgenticMap:
             return outcome
 
         succeeded = failed = 0
-        async for result in run_pool(items, one, workers):
+        async for result in run_pool(enumerate(items), one, workers):
             succeeded += result.success
             failed += not result.success
             yield result

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from mnesis.errors import InvalidInputError, LLMError
 from mnesis.events.bus import EventBus, MnesisEvent
@@ -26,6 +27,13 @@ from mnesis.llm.retry import as_llm_error
 from mnesis.models.config import OperatorConfig
 from mnesis.models.message import TokenUsage
 from mnesis.operators._pool import run_pool
+from mnesis.operators._runs import (
+    PathLike,
+    RunTracker,
+    fingerprint,
+    open_inputs,
+    save_outputs,
+)
 from mnesis.operators.results import ErrorKind, MapBatch, MapResult
 from mnesis.operators.templates import compile_template, render
 from mnesis.tokens import TokenEstimator
@@ -35,6 +43,10 @@ DEFAULT_RETRY_GUIDANCE = (
     "Reply again with only a JSON object that matches the schema."
 )
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def _json(result: BaseModel) -> str:
+    return json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False)
 
 
 class _Schema:
@@ -131,8 +143,18 @@ class LLMMap:
         temperature: float = 0.0,
         timeout_secs: float = 60.0,
         retry_guidance: str = DEFAULT_RETRY_GUIDANCE,
+        run_id: str | None = None,
+        db_path: str | None = None,
+        output_path: PathLike | None = None,
     ) -> AsyncIterator[MapResult]:
-        """Yield one :class:`MapResult` per input, in completion order."""
+        """Yield one :class:`MapResult` per input, in completion order.
+
+        ``inputs`` may be a path to a JSONL file (one item per line, read
+        lazily). With ``run_id`` each item's status is kept in the store
+        (``db_path``), and running again with the same id processes only the
+        items that never finished. ``output_path`` receives every result of
+        the run as JSONL, in input order, when the run ends.
+        """
         template = compile_template(prompt_template)
         schema = _Schema(output_schema)
         chosen = model or self.model
@@ -142,12 +164,12 @@ class LLMMap:
         retries = self.config.max_retries if max_retries is None else max_retries
         if workers < 1 or retries < 0 or timeout_secs <= 0:
             raise InvalidInputError("concurrency >= 1, max_retries >= 0, timeout_secs > 0")
-        items = list(inputs)
+        items, total = open_inputs(inputs)
         provider = self.provider or default_provider()
         instruction = f"\n\n{SCHEMA_MARKER}\n{json.dumps(schema.json_schema)}"
         started = time.perf_counter()
         self._publish(
-            MnesisEvent.MAP_STARTED, {"operator": "llm_map", "total": len(items), "model": chosen}
+            MnesisEvent.MAP_STARTED, {"operator": "llm_map", "total": total or 0, "model": chosen}
         )
 
         async def one(index: int, item: Any) -> MapResult:
@@ -217,16 +239,46 @@ class LLMMap:
                 )
             )
 
+        tracker = None
+        if run_id is not None:
+            work = fingerprint(prompt_template, schema.json_schema, chosen, system_prompt)
+            tracker = await RunTracker.open(run_id, db_path, "llm_map", work)
+
+        async def tracked(index: int, item: Any) -> MapResult:
+            if tracker is not None:
+                await tracker.running(index)
+            result = await one(index, item)
+            if tracker is not None:
+                await tracker.finish(index, result.success, _json(result))
+            return result
+
+        pending = (
+            (i, item) for i, item in enumerate(items) if tracker is None or not tracker.finished(i)
+        )
         succeeded = failed = 0
-        async for result in run_pool(items, one, workers):
-            succeeded += result.success
-            failed += not result.success
-            yield result
+        produced: list[MapResult] = []
+        try:
+            async for result in run_pool(pending, tracked, workers):
+                succeeded += result.success
+                failed += not result.success
+                if output_path is not None and tracker is None:
+                    produced.append(result)
+                yield result
+            if output_path is not None:
+                rows = (
+                    await tracker.results()
+                    if tracker is not None
+                    else [_json(r) for r in sorted(produced, key=lambda r: r.index)]
+                )
+                await save_outputs(output_path, rows)
+        finally:
+            if tracker is not None:
+                await tracker.close()
         self._publish(
             MnesisEvent.MAP_COMPLETED,
             {
                 "operator": "llm_map",
-                "total": len(items),
+                "total": total or 0,
                 "succeeded": succeeded,
                 "failed": failed,
                 "elapsed_ms": (time.perf_counter() - started) * 1000,
@@ -236,9 +288,29 @@ class LLMMap:
     async def run_all(
         self, inputs: Iterable[Any], prompt_template: str, output_schema: Any, **kwargs: Any
     ) -> MapBatch:
-        """Run everything and return the results in input order."""
+        """Run everything and return the results in input order (with ``run_id``:
+        every item of the run, including those finished by earlier runs)."""
         results = [r async for r in self.run(inputs, prompt_template, output_schema, **kwargs)]
+        if kwargs.get("run_id") is not None:
+            results = await self._stored_results(
+                kwargs["run_id"], kwargs.get("db_path"), _Schema(output_schema)
+            )
         return MapBatch(results=sorted(results, key=lambda r: r.index))
+
+    @staticmethod
+    async def _stored_results(run_id: str, db_path: str | None, schema: _Schema) -> list[MapResult]:
+        tracker = await RunTracker.open_existing(run_id, db_path)
+        try:
+            rows = await tracker.results()
+        finally:
+            await tracker.close()
+        results = []
+        for row in rows:
+            result = MapResult.model_validate_json(row)
+            if result.success and schema.model is not None:
+                result = result.model_copy(update={"output": schema.validate(result.output)})
+            results.append(result)
+        return results
 
     def _done(self, result: MapResult) -> MapResult:
         kind: ErrorKind | None = result.error_kind

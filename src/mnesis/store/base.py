@@ -273,6 +273,21 @@ class Store(Protocol):
         """Cache a file reference by its content id (the first one stays)."""
         ...
 
+    async def start_map_run(self, run_id: str, operator: str, fingerprint: str) -> dict[int, str]:
+        """Create or reopen an operator run; returns each known item's status.
+        ``InvalidInputError`` if the id belongs to a run of other work."""
+        ...
+
+    async def set_map_item(
+        self, run_id: str, index: int, status: str, result_json: str | None = None
+    ) -> None:
+        """Record an item's status (and its result once finished)."""
+        ...
+
+    async def map_results(self, run_id: str) -> list[tuple[int, str, str | None]]:
+        """``(index, status, result_json)`` of every item of a run, in index order."""
+        ...
+
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
         """The whole stored history of the session, in order, failed turns included."""
         ...

@@ -781,6 +781,65 @@ class SQLiteStore:
 
         await self._run(write)
 
+    # -- operator runs -----------------------------------------------------------
+
+    async def start_map_run(self, run_id: str, operator: str, fingerprint: str) -> dict[int, str]:
+        def start() -> dict[int, str]:
+            conn = self._db()
+            with self._transaction(conn):
+                row = conn.execute(
+                    "SELECT operator, fingerprint FROM map_runs WHERE id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO map_runs (id, operator, fingerprint, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (run_id, operator, fingerprint, time.time()),
+                    )
+                    return {}
+                if tuple(row) != (operator, fingerprint):
+                    raise InvalidInputError(
+                        f"run {run_id!r} exists for different work (another operator, "
+                        "template, schema or model); pick a new run_id"
+                    )
+                return {
+                    int(r[0]): str(r[1])
+                    for r in conn.execute(
+                        "SELECT idx, status FROM map_items WHERE run_id = ?", (run_id,)
+                    )
+                }
+
+        return await self._run(start)
+
+    async def set_map_item(
+        self, run_id: str, index: int, status: str, result_json: str | None = None
+    ) -> None:
+        def write() -> None:
+            conn = self._db()
+            with self._transaction(conn):
+                conn.execute(
+                    "INSERT INTO map_items (run_id, idx, status, result_json, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, idx) DO UPDATE SET "
+                    "status = excluded.status, result_json = excluded.result_json, "
+                    "updated_at = excluded.updated_at",
+                    (run_id, index, status, result_json, time.time()),
+                )
+
+        await self._run(write)
+
+    async def map_results(self, run_id: str) -> list[tuple[int, str, str | None]]:
+        rows = await self._run(
+            lambda: (
+                self._db()
+                .execute(
+                    "SELECT idx, status, result_json FROM map_items WHERE run_id = ? ORDER BY idx",
+                    (run_id,),
+                )
+                .fetchall()
+            )
+        )
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
     # -- reads ------------------------------------------------------------------
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
