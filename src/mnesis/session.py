@@ -532,6 +532,8 @@ class MnesisSession:
         async with self._turn_lock:
             self._check_open(allow_closing=True)
             await self._sync_after_compaction()
+            if pin:
+                self._check_pin_budget(sum(self._count(p)[0] for p in parts))
             user_id = await self._append_user(parts)
             if pin:
                 await self._pin(user_id)
@@ -784,16 +786,18 @@ class MnesisSession:
             raise InvalidInputError("files must be a list of paths, not a single path")
         return [await self._files.handle(path) for path in files]
 
-    async def _pin(self, message_id: str) -> None:
-        entry = self._window.get(message_id)
+    def _check_pin_budget(self, adding: int) -> None:
         pinned = sum(e.token_count for e in self._window.entries if e.pinned)
-        adding = entry.token_count if entry is not None and not entry.pinned else 0
         limit = self.usable_tokens // 2
         if pinned + adding > limit:
             raise InvalidInputError(
-                f"pinning {message_id} would keep {pinned + adding} tokens verbatim, more than "
-                f"half of the usable context ({limit} of {self.usable_tokens})"
+                f"pinning would keep {pinned + adding} tokens verbatim, more than half of the "
+                f"usable context ({limit} of {self.usable_tokens})"
             )
+
+    async def _pin(self, message_id: str) -> None:
+        entry = self._window.get(message_id)
+        self._check_pin_budget(entry.token_count if entry is not None and not entry.pinned else 0)
         await self._store.pin(self.id, message_id)
         await self._reload()
 
@@ -1063,7 +1067,8 @@ class MnesisSession:
             input=self._system_tokens(None) + self._window.token_count,
             output=message.token_count,
         )
-        cost = self._limits.cost(usage)
+        # Cost comes from the provider's own counts only; an estimate is not priced.
+        cost = self._limits.cost(usage) if acc.usage is not None else 0.0
         message = NewMessage(**{**_fields(message), "tokens": usage, "cost": cost})
         snapshot = self._snapshot(
             extra_tokens=message.token_count + MESSAGE_OVERHEAD, hard_result=hard_result
@@ -1225,12 +1230,18 @@ def _user_parts(message: str | list[MessagePart]) -> list[MessagePart]:
 def _assistant_parts(message: str | list[MessagePart]) -> list[MessagePart]:
     parts = _coerce_parts(message, "assistant_response")
     seen: set[str] = set()
+    out: list[MessagePart] = []
     for part in parts:
         if isinstance(part, ToolPart):
             if part.tool_call_id in seen:
                 raise InvalidInputError(f"duplicate tool_call_id {part.tool_call_id!r}")
             seen.add(part.tool_call_id)
-    return parts
+            if part.status == ToolStatus.PENDING and part.has_result:
+                # A call recorded with its result is finished, whatever status it says.
+                done = ToolStatus.COMPLETED if part.output is not None else ToolStatus.ERROR
+                part = part.model_copy(update={"status": done})
+        out.append(part)
+    return out
 
 
 def _validate_tools(

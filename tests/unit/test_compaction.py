@@ -333,3 +333,19 @@ async def test_summarisation_requests_fit_a_smaller_compaction_model(db_path: st
         assert all(r.model == "openai/gpt-4" for r in model.summary_requests)
         assert max(request_tokens(r) + (r.max_tokens or 0) for r in model.summary_requests) <= 8_192
         assert await session.verify() == []
+
+
+async def test_pinning_too_much_up_front_stores_nothing(db_path: str) -> None:
+    async with MnesisSession.open(
+        model=MODEL, config=small_config(), db_path=db_path, provider=MockProvider(Model())
+    ) as session:
+        with pytest.raises(InvalidInputError, match="more than half"):
+            await session.send(text(1_800, 1), pin=True)
+        assert await session.messages() == []
+
+
+def test_a_custom_prompt_gets_its_budget_filled_in() -> None:
+    from mnesis.compaction.prompts import build_prompt
+
+    prompt = build_prompt("Summarise in {budget} tokens.", "the transcript", 300)
+    assert prompt.startswith("Summarise in 300 tokens.") and "the transcript" in prompt

@@ -157,3 +157,11 @@ def test_backoff_is_exponential_and_capped() -> None:
     assert [backoff_delay(config, a) for a in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
     jittery = RetryConfig(base_delay=1.0, max_delay=60.0, jitter=True)
     assert all(1.0 <= backoff_delay(jittery, 1) <= 2.0 for _ in range(20))
+
+
+def test_a_table_output_cap_equal_to_the_window_still_leaves_context() -> None:
+    limits = resolve_limits("ollama/llama3")
+    assert limits.context_limit == 8192
+    assert limits.max_output_tokens <= 8192 // 4
+    config = MnesisConfig.model_validate({"compaction": {"compaction_output_budget": 1_000}})
+    assert usable_context(limits, config) > 0

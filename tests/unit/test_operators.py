@@ -226,3 +226,26 @@ async def test_mock_mode_produces_schema_valid_outputs(monkeypatch: pytest.Monke
     }
     batch = await op.run_all(["a"], "{{ item }}", schema)
     assert batch.results[0].output == {"n": 3, "kind": "x"}
+
+
+async def test_an_item_that_does_not_fit_the_template_fails_alone() -> None:
+    op = LLMMap(model=MODEL, provider=MockProvider(lambda r: '{"label": "x", "score": 1}'))
+    batch = await op.run_all([{"text": "ok"}, {"other": 1}], "{{ item.text }}", Sentiment)
+    assert [r.success for r in batch.results] == [True, False]
+    assert batch.results[1].error_kind == "validation" and "text" in (batch.results[1].error or "")
+
+
+def test_camel_case_writers_and_unlisted_handlers_are_caught(tmp_path: Any) -> None:
+    assert tool_writes({"function": {"name": "writeFile"}})
+    assert tool_writes({"function": {"name": "deleteUser"}})
+    assert not tool_writes({"function": {"name": "readFile"}})
+    op = AgenticMap(model=MODEL, provider=MockProvider())
+    with pytest.raises(InvalidInputError, match="saveNote"):
+        asyncio.run(
+            op.run_all(
+                ["x"],
+                "{{ item }}",
+                tool_handlers={"saveNote": print},
+                db_path=str(tmp_path / "a.db"),
+            )
+        )

@@ -235,3 +235,16 @@ async def test_default_mock_calls_a_named_tool_then_reports(db_path: str) -> Non
             tool_handlers={"get_weather": lambda city: f"{city}: sunny"},
         )
         assert result.text == "Tool results received: mock: sunny"
+
+
+async def test_a_call_recorded_with_its_output_is_complete_and_cannot_be_overwritten(
+    db_path: str,
+) -> None:
+    async with MnesisSession.open(model=MODEL, db_path=db_path, provider=MockProvider()) as s:
+        await s.record("add", [ToolPart(tool_name="add", tool_call_id="a1", output="4")])
+        stored = (await s.messages())[1].tool_parts()[0]
+        assert stored.status == ToolStatus.COMPLETED
+        with pytest.raises(ToolResultError, match="already has a result"):
+            await s.record_tool_result("a1", "5")
+        assert (await s.messages())[1].tool_parts()[0].output == "4"
+        assert await s.verify() == []

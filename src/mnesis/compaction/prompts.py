@@ -34,6 +34,7 @@ identifiers (paths, ids, URLs) and open tasks. No preamble.
 
 def build_prompt(template: str, transcript: str, budget: int) -> str:
     """Fill a prompt; custom prompts may use ``{transcript}`` and ``{budget}``."""
-    if "{transcript}" not in template:
-        return f"{template}\n\n<transcript>\n{transcript}\n</transcript>"
-    return template.replace("{budget}", str(budget)).replace("{transcript}", transcript)
+    filled = template.replace("{budget}", str(budget))
+    if "{transcript}" not in filled:
+        return f"{filled}\n\n<transcript>\n{transcript}\n</transcript>"
+    return filled.replace("{transcript}", transcript)

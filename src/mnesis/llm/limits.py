@@ -108,7 +108,14 @@ def resolve_limits(model: str, overrides: dict[str, Any] | None = None) -> Model
     return ModelLimits(
         model=model,
         context_limit=context,
-        max_output_tokens=min(output, context),
+        # Some table entries give the whole window as the output cap; reserving all
+        # of it would leave no context, so at most a quarter is reserved unless
+        # the caller overrides it.
+        max_output_tokens=(
+            min(output, context)
+            if "max_output_tokens" in overrides
+            else min(output, max(context // 4, 1))
+        ),
         known=bool(entry),
         input_cost_per_token=float(entry.get("input_cost_per_token") or 0.0),
         output_cost_per_token=float(entry.get("output_cost_per_token") or 0.0),

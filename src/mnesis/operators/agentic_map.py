@@ -24,10 +24,9 @@ from mnesis.operators.results import AgentMapBatch, AgentMapResult
 from mnesis.operators.templates import compile_template, render
 from mnesis.session import MnesisSession, ToolHandler
 
-_WRITING_NAME = re.compile(
-    r"(^|[_\-.])(write|edit|delete|remove|rm|create|update|patch|insert|move|rename|exec|"
-    r"execute|bash|shell|run|put|post|upload|commit|push|drop|truncate|mkdir|chmod)([_\-.]|$)",
-    re.IGNORECASE,
+_WRITING_WORDS = frozenset(
+    "write edit delete remove rm create update patch insert move rename exec execute bash "
+    "shell run put post upload commit push drop truncate mkdir chmod save set".split()
 )
 
 
@@ -42,7 +41,9 @@ def tool_writes(tool: dict[str, Any]) -> bool:
     if "writes" in tool:
         return bool(tool["writes"])
     name = str((tool.get("function") or {}).get("name", ""))
-    return bool(_WRITING_NAME.search(name))
+    # Split snake_case, kebab-case, dotted and camelCase names into words.
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return any(word in _WRITING_WORDS for word in re.split(r"[_\-.\s]+", words))
 
 
 class AgenticMap:
@@ -101,6 +102,12 @@ class AgenticMap:
             raise InvalidInputError("max_turns must be >= 1")
         if read_only:
             writing = [t["function"]["name"] for t in tools or [] if tool_writes(t)]
+            writing += [
+                name
+                for name in tool_handlers or {}
+                if tool_writes({"function": {"name": name}})
+                and not any(t["function"]["name"] == name for t in tools or [])
+            ]
             if writing:
                 raise InvalidInputError(
                     f"read_only sub-agents cannot be given tools that write: {writing}; "
@@ -119,11 +126,11 @@ class AgenticMap:
         )
 
         async def one(index: int, item: Any) -> AgentMapResult:
-            prompt = render(template, item)
             session: MnesisSession | None = None
             outputs: list[str] = []
             usage = TokenUsage()
             try:
+                prompt = render(template, item)
                 session = await MnesisSession.create(
                     model=chosen,
                     agent="agentic_map",
@@ -142,7 +149,6 @@ class AgenticMap:
                 )
                 usage = usage + result.tokens
                 if result.finish_reason == "tool_calls" and continuation_message:
-                    outputs.append(result.text)
                     result = await session.send(continuation_message)
                     usage = usage + result.tokens
                 outputs.extend(
@@ -159,13 +165,13 @@ class AgenticMap:
                     intermediate_outputs=outputs,
                     index=index,
                 )
-            except LLMError as exc:
+            except (LLMError, InvalidInputError) as exc:
                 outcome = AgentMapResult(
                     input=item,
                     session_id=session.id if session else None,
                     success=False,
                     error=str(exc),
-                    error_kind="llm_error",
+                    error_kind="llm_error" if isinstance(exc, LLMError) else "validation",
                     token_usage=usage,
                     index=index,
                 )

@@ -173,7 +173,19 @@ class LLMMap:
         )
 
         async def one(index: int, item: Any) -> MapResult:
-            prompt = render(template, item) + instruction
+            try:
+                prompt = render(template, item) + instruction
+            except InvalidInputError as exc:  # this item does not fit the template
+                return self._done(
+                    MapResult(
+                        input=item,
+                        success=False,
+                        error=str(exc),
+                        error_kind="validation",
+                        attempts=0,
+                        index=index,
+                    )
+                )
             messages: list[dict[str, Any]] = []
             if system_prompt:
                 messages.append({"role": "system", "content": system_prompt})

@@ -541,7 +541,8 @@ class SQLiteStore:
             version_before = row[0]
             for result in results:
                 row = conn.execute(
-                    "SELECT id, message_id, tool_status FROM parts "
+                    "SELECT id, message_id, tool_status, "
+                    "tool_output IS NOT NULL OR tool_error IS NOT NULL FROM parts "
                     "WHERE session_id = ? AND tool_call_id = ? ORDER BY id DESC LIMIT 1",
                     (session_id, result.tool_call_id),
                 ).fetchone()
@@ -549,7 +550,7 @@ class SQLiteStore:
                     raise ToolResultError(
                         f"no tool call with id {result.tool_call_id!r} in session {session_id}"
                     )
-                if row[2] in ("completed", "error"):
+                if row[2] in ("completed", "error") or row[3]:
                     raise ToolResultError(f"tool call {result.tool_call_id!r} already has a result")
                 status = "error" if result.error is not None else "completed"
                 conn.execute(
