@@ -5,7 +5,7 @@ This script is meant to be run by the reference virtualenv's interpreter, which
 has the published ``mnesis`` distribution installed (not this repository's
 ``src/``)::
 
-    /work/refvenv/bin/python benchmarks/reference_workload.py --turns 1000 --send-turns 200
+    benchmarks/.refvenv/bin/python benchmarks/reference_workload.py --turns 1000 --send-turns 200
 
 It only calls the package's public API (``MnesisSession.open/load/send/record/
 messages/context_for_next_turn``, ``MnesisConfig``, ``CompactionConfig``) on a

@@ -5,7 +5,7 @@ you set it yourself). It streams one reply live, runs a few hundred more
 turns, closes the session, resumes it from the database, and shows that
 nothing was lost.
 
-    python examples/long_session.py [--turns 300] [--db PATH]
+    python examples/02_long_running_agent.py [--turns 300] [--db PATH]
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ async def test_a_run_id_cannot_be_reused_for_other_work(db_path: str) -> None:
     await op.run_all([1, 2], "{{ item }}|", Doubled, run_id="r1", db_path=db_path)
     with pytest.raises(InvalidInputError, match="different work"):
         await op.run_all([1, 2], "number {{ item }}|", Doubled, run_id="r1", db_path=db_path)
+    with pytest.raises(InvalidInputError, match="different work"):
+        await op.run_all([1, 3], "{{ item }}|", Doubled, run_id="r1", db_path=db_path)
     again = await op.run_all([1, 2], "{{ item }}|", Doubled, run_id="r1", db_path=db_path)
     assert [r.output.value for r in again.results] == [2, 4]  # from the store
 

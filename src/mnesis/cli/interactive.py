@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
-from mnesis import MnesisConfig, MnesisEvent, MnesisSession, MockProvider, MockReply
+from mnesis import (
+    MnesisConfig,
+    MnesisEvent,
+    MnesisSession,
+    MockProvider,
+    MockReply,
+    SessionNotFoundError,
+)
 from mnesis.llm.base import LLMRequest
 
 out = Console(highlight=False, soft_wrap=True)
@@ -153,19 +160,27 @@ def _has_key(model: str) -> bool:
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
-    mock = os.environ.get("MNESIS_MOCK_LLM", "").lower() in {"1", "true", "yes", "on"}
+    model = args.model
+    if args.session_id:
+        known = {s.id: s.model for s in await MnesisSession.list_sessions(db_path=args.db)}
+        if args.session_id not in known:
+            raise SessionNotFoundError(args.session_id)
+        model = known[args.session_id]
     provider = None
-    if mock or not _has_key(args.model):
+    if os.environ.get("MNESIS_MOCK_LLM", "").lower() in {"1", "true", "yes", "on"}:
+        provider = MockProvider(chunks=8)
+        out.print("[yellow]MNESIS_MOCK_LLM is set: using the mock model[/yellow]", markup=True)
+    elif not _has_key(model):
         provider = MockProvider(chunks=8)
         out.print(
-            f"[yellow]no API key found for {args.model}: using the mock model "
+            f"[yellow]no API key found for {escape(model)}: using the mock model "
             "(set the provider's key to talk to the real one)[/yellow]",
             markup=True,
         )
     if args.session_id:
         session = await MnesisSession.load(args.session_id, db_path=args.db, provider=provider)
     else:
-        session = await MnesisSession.create(model=args.model, db_path=args.db, provider=provider)
+        session = await MnesisSession.create(model=model, db_path=args.db, provider=provider)
     out.print(f"session {session.id} · /compact /grep P /expand ID /history /context /pin ID /exit")
     try:
         while True:

@@ -240,13 +240,20 @@ async def cmd_export(args: argparse.Namespace) -> int:
                 lines.append("")
             text = "\n".join(lines)
         if args.output:
-            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+            await asyncio.to_thread(_write_private, args.output, text)
             _error(f"wrote {args.output}")
         else:
             print(text)
         return 0
     finally:
         await session.close()
+
+
+def _write_private(path: str, text: str) -> None:
+    """Exports hold the conversation: owner-only, like the database."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _database_file(db: str | None) -> tuple[str, int | None]:
@@ -304,21 +311,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="database file or URL (default: $MNESIS_DB_URL, ~/.mnesis/sessions.db)",
     )
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser = argparse.ArgumentParser(prog="mnesis", description="Lossless memory for LLM apps.")
     parser.add_argument("--version", action="version", version=f"mnesis {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
-        name: str, handler: Callable[[argparse.Namespace], Awaitable[int]], text: str
+        name: str,
+        handler: Callable[[argparse.Namespace], Awaitable[int]],
+        text: str,
+        *,
+        json_output: bool = True,
     ) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[common], help=text, description=text)
-        command.set_defaults(handler=handler)
+        command.set_defaults(handler=handler, json=False)
+        if json_output:
+            command.add_argument("--json", action="store_true", help="print JSON for scripts")
         return command
 
     demo = add("demo", cmd_demo, "a long scripted session with the mock model (no key needed)")
     demo.add_argument("--turns", type=int, default=120)
-    chat = add("chat", cmd_chat, "talk to a model; replies stream live")
+    chat = add("chat", cmd_chat, "talk to a model; replies stream live", json_output=False)
     chat.add_argument("--model", default="anthropic/claude-opus-4-6")
     chat.add_argument("--session", dest="session_id", default=None, help="resume this session")
     add("sessions", cmd_sessions, "list stored sessions")
@@ -340,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     expand.add_argument("summary_id")
     expand.add_argument("--limit", type=int, default=None)
     expand.add_argument("--offset", type=int, default=0)
-    export = add("export", cmd_export, "write a session out as JSON or Markdown")
+    export = add("export", cmd_export, "write a session out as JSON or Markdown", json_output=False)
     export.add_argument("session_id")
     export.add_argument("--format", choices=["json", "markdown"], default="markdown")
     export.add_argument("--output", "-o", default=None)
@@ -355,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="mnesis: model")
     try:
         code: int = asyncio.run(args.handler(args))
-    except MnesisError as exc:
+    except (MnesisError, OSError) as exc:
         _error(f"mnesis: error: {exc}")
         return 1
     except KeyboardInterrupt:

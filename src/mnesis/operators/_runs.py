@@ -34,23 +34,29 @@ def _read_jsonl(path: Path) -> Iterator[Any]:
                 raise InvalidInputError(f"{path}:{number} is not valid JSON: {exc}") from exc
 
 
-def open_inputs(inputs: Iterable[Any] | PathLike) -> tuple[Iterable[Any], int | None]:
-    """The items to map and how many there are (a JSONL path is read lazily)."""
+def open_inputs(inputs: Iterable[Any] | PathLike) -> tuple[Iterable[Any], int, str]:
+    """The items to map, how many there are, and a digest of them (so a resumed
+    run can tell its inputs changed). A JSONL path is read lazily."""
     if isinstance(inputs, str | os.PathLike):
         path = Path(inputs)
         if not path.is_file():
             raise InvalidInputError(f"input file not found: {path}")
-        with path.open(encoding="utf-8") as handle:
-            total = sum(1 for line in handle if line.strip())
+        digest = hashlib.sha256()
+        total = 0
+        with path.open("rb") as handle:
+            for line in handle:
+                digest.update(line)
+                total += bool(line.strip())
         if not total:
             raise InvalidInputError(f"input file {path} has no items")
-        return _read_jsonl(path), total
+        return _read_jsonl(path), total, digest.hexdigest()
     if isinstance(inputs, dict | bytes):
         raise InvalidInputError("inputs must be an iterable of items or a .jsonl path")
     items = list(inputs)
     if not items:
         raise InvalidInputError("inputs are empty: nothing to map")
-    return items, len(items)
+    blob = json.dumps(items, sort_keys=True, default=str).encode()
+    return items, len(items), hashlib.sha256(blob).hexdigest()
 
 
 def write_jsonl(path: PathLike, rows: Iterable[str]) -> None:

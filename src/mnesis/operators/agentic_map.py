@@ -116,7 +116,7 @@ class AgenticMap:
         clean_tools = [
             {k: v for k, v in t.items() if k not in ("read_only", "writes")} for t in tools or []
         ] or None
-        items, _ = open_inputs(inputs)
+        items, _, _ = open_inputs(inputs)
         items = list(items)
         workers = concurrency or self.config.agentic_map_concurrency
         started = time.perf_counter()

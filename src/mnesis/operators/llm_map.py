@@ -164,7 +164,7 @@ class LLMMap:
         retries = self.config.max_retries if max_retries is None else max_retries
         if workers < 1 or retries < 0 or timeout_secs <= 0:
             raise InvalidInputError("concurrency >= 1, max_retries >= 0, timeout_secs > 0")
-        items, total = open_inputs(inputs)
+        items, total, digest = open_inputs(inputs)
         provider = self.provider or default_provider()
         instruction = f"\n\n{SCHEMA_MARKER}\n{json.dumps(schema.json_schema)}"
         started = time.perf_counter()
@@ -253,7 +253,7 @@ class LLMMap:
 
         tracker = None
         if run_id is not None:
-            work = fingerprint(prompt_template, schema.json_schema, chosen, system_prompt)
+            work = fingerprint(prompt_template, schema.json_schema, chosen, system_prompt, digest)
             tracker = await RunTracker.open(run_id, db_path, "llm_map", work)
 
         async def tracked(index: int, item: Any) -> MapResult:

@@ -801,7 +801,7 @@ class SQLiteStore:
                 if tuple(row) != (operator, fingerprint):
                     raise InvalidInputError(
                         f"run {run_id!r} exists for different work (another operator, "
-                        "template, schema or model); pick a new run_id"
+                        "template, schema, model or inputs); pick a new run_id"
                     )
                 return {
                     int(r[0]): str(r[1])
