@@ -35,3 +35,8 @@ def test_overhead_benchmark_runs() -> None:
 def test_compaction_benchmark_runs() -> None:
     out = run(str(BENCH / "compaction.py"), "--turns", "120", "--pass-tokens", "8000")
     assert "prefix" in out and "level" in out
+
+
+def test_operators_benchmark_runs() -> None:
+    out = run(str(BENCH / "operators.py"), "--items", "200", "--json-rows", "1000")
+    assert "peak concurrent calls at concurrency=8 (2 ms calls) | 8 |" in out
