@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from mnesis import AgenticMap, LLMMap, MockProvider
-from mnesis.errors import InvalidInputError
+from mnesis.errors import InvalidInputError, LLMTransientError
 from mnesis.llm.base import LLMRequest
 
 MODEL = "openai/gpt-4o"
@@ -137,3 +137,26 @@ def test_a_killed_run_resumes_without_processing_any_item_twice(tmp_path: Path) 
     assert values == [i * 2 for i in range(400)]
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert [json.loads(line)["index"] for line in lines] == list(range(400))
+
+
+async def test_agentic_map_runs_resume_and_write_jsonl(tmp_path: Path, db_path: str) -> None:
+    calls: list[str] = []
+
+    def agent(request: LLMRequest) -> str:
+        task = str(request.messages[-1]["content"])
+        calls.append(task)
+        if task == "task 2" and len(calls) < 4:
+            raise LLMTransientError("flaky")
+        return f"did {task}"
+
+    op = AgenticMap(model=MODEL, provider=MockProvider(agent))
+    first = await op.run_all(range(4), "task {{ item }}", run_id="agents", db_path=db_path)
+    assert [r.success for r in first.results] == [True, True, False, True]
+    calls.clear()
+    out = tmp_path / "agents.jsonl"
+    again = await op.run_all(
+        range(4), "task {{ item }}", run_id="agents", db_path=db_path, output_path=out
+    )
+    assert calls == []  # finished items (failed ones included) are not run again
+    assert [r.output_text for r in again.results][:2] == ["did task 0", "did task 1"]
+    assert len(out.read_text().splitlines()) == 4

@@ -12,12 +12,16 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from mnesis.errors import InvalidInputError
 from mnesis.models.config import StoreConfig
+from mnesis.operators._pool import run_pool
 from mnesis.store import Store, acquire_store, release_store, resolve_db_url
 
 PathLike = str | os.PathLike[str]
@@ -126,3 +130,58 @@ class RunTracker:
 
 async def save_outputs(path: PathLike, rows: list[str]) -> None:
     await asyncio.to_thread(write_jsonl, path, rows)
+
+
+class _Result(Protocol):
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def success(self) -> bool: ...
+
+
+R = TypeVar("R", bound=_Result)
+
+
+def result_json(result: BaseModel) -> str:
+    """A result as one JSON line (inputs that are not JSON become strings)."""
+    return json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False)
+
+
+async def run_tracked(
+    items: Iterable[Any],
+    worker: Callable[[int, Any], Awaitable[R]],
+    concurrency: int,
+    tracker: RunTracker | None,
+    output_path: PathLike | None,
+) -> AsyncIterator[R]:
+    """Run the items a tracker has not finished, record each result as it comes,
+    and write every result of the run to ``output_path`` at the end."""
+
+    async def tracked(index: int, item: Any) -> R:
+        if tracker is not None:
+            await tracker.running(index)
+        result = await worker(index, item)
+        if tracker is not None:
+            await tracker.finish(index, result.success, result_json(result))  # type: ignore[arg-type]
+        return result
+
+    pending = (
+        (i, item) for i, item in enumerate(items) if tracker is None or not tracker.finished(i)
+    )
+    produced: list[R] = []
+    try:
+        async for result in run_pool(pending, tracked, concurrency):
+            if output_path is not None and tracker is None:
+                produced.append(result)
+            yield result
+        if output_path is not None:
+            rows = (
+                await tracker.results()
+                if tracker is not None
+                else [result_json(r) for r in sorted(produced, key=lambda r: r.index)]  # type: ignore[arg-type]
+            )
+            await save_outputs(output_path, rows)
+    finally:
+        if tracker is not None:
+            await tracker.close()

@@ -18,8 +18,13 @@ from mnesis.events.bus import EventBus, MnesisEvent
 from mnesis.llm import LLMProvider
 from mnesis.models.config import MnesisConfig, OperatorConfig
 from mnesis.models.message import TokenUsage
-from mnesis.operators._pool import run_pool
-from mnesis.operators._runs import open_inputs
+from mnesis.operators._runs import (
+    PathLike,
+    RunTracker,
+    fingerprint,
+    open_inputs,
+    run_tracked,
+)
 from mnesis.operators.results import AgentMapBatch, AgentMapResult
 from mnesis.operators.templates import compile_template, render
 from mnesis.session import MnesisSession, ToolHandler
@@ -85,12 +90,17 @@ class AgenticMap:
         db_path: str | None = None,
         system_prompt: str = "You are a focused sub-agent. Finish the task, then answer.",
         session_config: MnesisConfig | None = None,
+        run_id: str | None = None,
+        output_path: PathLike | None = None,
     ) -> AsyncIterator[AgentMapResult]:
         """Yield one :class:`AgentMapResult` per input, in completion order.
 
         ``max_turns`` bounds the model calls of each sub-agent. When
         ``continuation_message`` is set and a sub-agent stops at that bound
         while still calling tools, it is sent once more to let it conclude.
+        ``inputs`` may be a JSONL path; ``run_id`` makes the run resumable (the
+        item statuses live in the store at ``db_path``) and ``output_path``
+        receives every result as JSONL.
         """
         template = compile_template(agent_prompt_template)
         chosen = model or self.model
@@ -116,13 +126,12 @@ class AgenticMap:
         clean_tools = [
             {k: v for k, v in t.items() if k not in ("read_only", "writes")} for t in tools or []
         ] or None
-        items, _, _ = open_inputs(inputs)
-        items = list(items)
+        items, total, digest = open_inputs(inputs)
         workers = concurrency or self.config.agentic_map_concurrency
         started = time.perf_counter()
         self._publish(
             MnesisEvent.MAP_STARTED,
-            {"operator": "agentic_map", "total": len(items), "model": chosen},
+            {"operator": "agentic_map", "total": total, "model": chosen},
         )
 
         async def one(index: int, item: Any) -> AgentMapResult:
@@ -190,8 +199,15 @@ class AgenticMap:
             )
             return outcome
 
+        tracker = None
+        if run_id is not None:
+            tool_names = sorted(t["function"]["name"] for t in tools or [])
+            work = fingerprint(
+                agent_prompt_template, chosen, tool_names, max_turns, system_prompt, digest
+            )
+            tracker = await RunTracker.open(run_id, db_path, "agentic_map", work)
         succeeded = failed = 0
-        async for result in run_pool(enumerate(items), one, workers):
+        async for result in run_tracked(items, one, workers, tracker, output_path):
             succeeded += result.success
             failed += not result.success
             yield result
@@ -199,7 +215,7 @@ class AgenticMap:
             MnesisEvent.MAP_COMPLETED,
             {
                 "operator": "agentic_map",
-                "total": len(items),
+                "total": total,
                 "succeeded": succeeded,
                 "failed": failed,
                 "elapsed_ms": (time.perf_counter() - started) * 1000,
@@ -209,8 +225,15 @@ class AgenticMap:
     async def run_all(
         self, inputs: Iterable[Any], agent_prompt_template: str, **kwargs: Any
     ) -> AgentMapBatch:
-        """Run everything and return the results in input order."""
+        """Run everything and return the results in input order (with ``run_id``:
+        every item of the run, including those finished by earlier runs)."""
         results = [r async for r in self.run(inputs, agent_prompt_template, **kwargs)]
+        if kwargs.get("run_id") is not None:
+            tracker = await RunTracker.open_existing(kwargs["run_id"], kwargs.get("db_path"))
+            try:
+                results = [AgentMapResult.model_validate_json(r) for r in await tracker.results()]
+            finally:
+                await tracker.close()
         return AgentMapBatch(results=sorted(results, key=lambda r: r.index))
 
     def _publish(self, event: MnesisEvent, payload: Any) -> None:

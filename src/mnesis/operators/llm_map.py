@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
 
 from mnesis.errors import InvalidInputError, LLMError
 from mnesis.events.bus import EventBus, MnesisEvent
@@ -26,13 +25,12 @@ from mnesis.llm.mock import SCHEMA_MARKER
 from mnesis.llm.retry import as_llm_error
 from mnesis.models.config import OperatorConfig
 from mnesis.models.message import TokenUsage
-from mnesis.operators._pool import run_pool
 from mnesis.operators._runs import (
     PathLike,
     RunTracker,
     fingerprint,
     open_inputs,
-    save_outputs,
+    run_tracked,
 )
 from mnesis.operators.results import ErrorKind, MapBatch, MapResult
 from mnesis.operators.templates import compile_template, render
@@ -43,10 +41,6 @@ DEFAULT_RETRY_GUIDANCE = (
     "Reply again with only a JSON object that matches the schema."
 )
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-def _json(result: BaseModel) -> str:
-    return json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False)
 
 
 class _Schema:
@@ -256,36 +250,11 @@ class LLMMap:
             work = fingerprint(prompt_template, schema.json_schema, chosen, system_prompt, digest)
             tracker = await RunTracker.open(run_id, db_path, "llm_map", work)
 
-        async def tracked(index: int, item: Any) -> MapResult:
-            if tracker is not None:
-                await tracker.running(index)
-            result = await one(index, item)
-            if tracker is not None:
-                await tracker.finish(index, result.success, _json(result))
-            return result
-
-        pending = (
-            (i, item) for i, item in enumerate(items) if tracker is None or not tracker.finished(i)
-        )
         succeeded = failed = 0
-        produced: list[MapResult] = []
-        try:
-            async for result in run_pool(pending, tracked, workers):
-                succeeded += result.success
-                failed += not result.success
-                if output_path is not None and tracker is None:
-                    produced.append(result)
-                yield result
-            if output_path is not None:
-                rows = (
-                    await tracker.results()
-                    if tracker is not None
-                    else [_json(r) for r in sorted(produced, key=lambda r: r.index)]
-                )
-                await save_outputs(output_path, rows)
-        finally:
-            if tracker is not None:
-                await tracker.close()
+        async for result in run_tracked(items, one, workers, tracker, output_path):
+            succeeded += result.success
+            failed += not result.success
+            yield result
         self._publish(
             MnesisEvent.MAP_COMPLETED,
             {
