@@ -427,7 +427,8 @@ class MnesisSession:
 
     @property
     def token_usage(self) -> TokenUsage:
-        """Tokens used by every completed turn of the session, across restarts."""
+        """Tokens used by the session's model calls — every completed turn and
+        every compaction summary — across restarts."""
         return self._usage
 
     @property
@@ -761,6 +762,7 @@ class MnesisSession:
                 reason="manual",
             )
             self._last_compaction = result
+            await self._count_compaction(result)
             await self._reload()
         return result
 
@@ -818,10 +820,19 @@ class MnesisSession:
             self._last_compaction = await self._engine.run_pass(
                 usable=self.usable_tokens, system_tokens=self._system_tokens(None)
             )
+            await self._count_compaction(self._last_compaction)
         except Exception:
             logger.exception("background compaction of session %s failed", self.id)
         finally:
             self._stale = True
+
+    async def _count_compaction(self, result: CompactionResult) -> None:
+        """The summariser's tokens and cost count toward the session's totals."""
+        if not result.tokens.effective_total():
+            return
+        await self._store.append(self.id, (), usage=result.tokens, cost=result.cost)
+        self._usage = self._usage + result.tokens
+        self._cost += result.cost
 
     async def _wait_for_compaction(self) -> None:
         task = self._compaction_task
@@ -845,6 +856,7 @@ class MnesisSession:
             usable=self.usable_tokens, system_tokens=self._system_tokens(None), reason="hard"
         )
         self._last_compaction = result
+        await self._count_compaction(result)
         await self._reload()
         return result
 

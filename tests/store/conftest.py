@@ -1,9 +1,11 @@
 """Fixtures for the storage contract suite.
 
 ``store`` is parametrized over the backends; every test that takes it runs once
-per backend. To add PostgreSQL, append ``"postgres"`` to :data:`BACKENDS` and
-teach :func:`_open_backend` how to open (and :func:`raw_sql` how to tamper with)
-a fresh, empty database.
+per backend. The PostgreSQL runs get a fresh database each
+(``mnesis_test_<random>``, dropped afterwards) on the server named by
+``MNESIS_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``,
+the maintenance database). Without a reachable server they are skipped, except
+when ``CI=true``: there they fail.
 
 ``build`` is a small factory for the values the store takes (sessions,
 messages, parts, tool results, snapshots), so tests stay short and readable.
@@ -11,10 +13,15 @@ messages, parts, tool results, snapshots), so tests stay short and readable.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -28,9 +35,82 @@ from mnesis.models.message import (
     ToolPart,
 )
 from mnesis.models.results import ContextBreakdown, TurnSnapshot
-from mnesis.store import NewMessage, NewPart, SessionRecord, SQLiteStore, Store, ToolResult
+from mnesis.store import (
+    NewMessage,
+    NewPart,
+    PostgresStore,
+    SessionRecord,
+    SQLiteStore,
+    Store,
+    ToolResult,
+)
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_pg_unreachable: list[str] = []  # the reason, once a connection attempt failed
+
+
+def pg_url(database: str) -> str:
+    """The test server's URL for ``database``."""
+    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + database))
+
+
+async def _pg_admin() -> Any:
+    """A connection to the maintenance database, or skip (fail on CI) if none."""
+    if _pg_unreachable:
+        _skip_or_fail(_pg_unreachable[0])
+    try:
+        import asyncpg
+    except ImportError:
+        _skip_or_fail("asyncpg is not installed (pip install 'mnesis[postgres]')")
+    try:
+        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+        _pg_unreachable.append(reason)
+        _skip_or_fail(reason)
+        raise
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
+    pytest.skip(reason)
+
+
+async def create_pg_database() -> str:
+    """A fresh, empty database on the test server; its name."""
+    admin = await _pg_admin()
+    name = "mnesis_test_" + secrets.token_hex(6)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def pg_url_of() -> Callable[[str], str]:
+    """The test server's URL of a database by name (for tests outside this module)."""
+    return pg_url
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped after the test."""
+    name = await create_pg_database()
+    try:
+        yield pg_url(name)
+    finally:
+        await drop_pg_database(name)
 
 
 class Build:
@@ -141,37 +221,64 @@ def build() -> type[Build]:
     return Build
 
 
-async def _open_backend(name: str, tmp_path: Path) -> Store:
-    if name == "sqlite":
-        return await SQLiteStore(tmp_path / "contract" / "mnesis.db").open()
-    raise AssertionError(f"unknown backend {name!r}")
-
-
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh, open, empty store of each backend; closed after the test."""
-    opened = await _open_backend(request.param, tmp_path)
+    """A fresh, open, empty store of each backend; closed (and dropped) after the test."""
+    if request.param == "sqlite":
+        opened: Store = await SQLiteStore(tmp_path / "contract" / "mnesis.db").open()
+        try:
+            yield opened
+        finally:
+            await opened.close()
+        return
+    assert request.param == "postgres", f"unknown backend {request.param!r}"
+    name = await create_pg_database()
     try:
-        yield opened
+        opened = await PostgresStore(pg_url(name)).open()
+        try:
+            yield opened
+        finally:
+            await opened.close()
     finally:
-        await opened.close()
+        await drop_pg_database(name)
 
 
 @pytest.fixture
 def raw_sql(store: Store) -> Iterator[Callable[[str, tuple[Any, ...]], None]]:
     """Run one raw statement on the store's database behind its back (to tamper).
 
-    Only for backends where that is simple; others skip the test.
+    SQL is written with ``?`` marks; for PostgreSQL they become ``$1, $2 ...`` and
+    foreign keys are not enforced for the statement (as in a plain sqlite3
+    connection), so tampering can leave orphans.
     """
-    if not isinstance(store, SQLiteStore):
-        pytest.skip("raw tampering is implemented for SQLite only")
+    if isinstance(store, SQLiteStore):
 
-    def run(sql: str, params: tuple[Any, ...] = ()) -> None:
-        conn = sqlite3.connect(store.path)
+        def run(sql: str, params: tuple[Any, ...] = ()) -> None:
+            conn = sqlite3.connect(store.path)
+            try:
+                conn.execute(sql, params)
+                conn.commit()
+            finally:
+                conn.close()
+
+        yield run
+        return
+    if not isinstance(store, PostgresStore):
+        pytest.skip("raw tampering is implemented for SQLite and PostgreSQL only")
+    import asyncpg
+
+    async def tamper(sql: str, params: tuple[Any, ...]) -> None:
+        for n in range(1, len(params) + 1):
+            sql = sql.replace("?", f"${n}", 1)
+        conn = await asyncpg.connect(store.url)
         try:
-            conn.execute(sql, params)
-            conn.commit()
+            await conn.execute("SET session_replication_role = replica")
+            await conn.execute(sql, *params)
         finally:
-            conn.close()
+            await conn.close()
 
-    yield run
+    def run_pg(sql: str, params: tuple[Any, ...] = ()) -> None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, tamper(sql, params)).result()
+
+    yield run_pg

@@ -382,7 +382,7 @@ async def test_in_memory_stores_are_never_shared(build: Any) -> None:
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("postgresql://user@localhost/db", "postgresql"),
+        ("mysql://user@localhost/db", "mysql"),
         ("sqlite://", "sqlite"),
     ],
 )

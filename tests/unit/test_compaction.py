@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mnesis import MnesisConfig, MnesisEvent, MnesisSession, MockProvider, ToolPart
+from mnesis import MnesisConfig, MnesisEvent, MnesisSession, MockProvider, TokenUsage, ToolPart
 from mnesis.errors import InvalidInputError
 from mnesis.llm.base import LLMRequest
 from mnesis.models.message import ToolStatus
@@ -349,3 +349,22 @@ def test_a_custom_prompt_gets_its_budget_filled_in() -> None:
 
     prompt = build_prompt("Summarise in {budget} tokens.", "the transcript", 300)
     assert prompt.startswith("Summarise in 300 tokens.") and "the transcript" in prompt
+
+
+async def test_the_summarisers_usage_counts_toward_the_session(db_path: str) -> None:
+    async with MnesisSession.open(
+        model=MODEL,
+        config=small_config(auto=False),
+        db_path=db_path,
+        provider=MockProvider(Model()),
+    ) as session:
+        for turn in range(10):
+            await session.record(
+                text(100, turn), text(100, turn + 50), tokens=TokenUsage(input=10, output=10)
+            )
+        before = session.token_usage.effective_total()
+        result = await session.compact()
+        assert result.tokens.effective_total() > 0 and result.cost > 0
+        assert session.token_usage.effective_total() == before + result.tokens.effective_total()
+        assert (await session.info()).tokens == session.token_usage
+        assert await session.verify() == []

@@ -30,6 +30,8 @@ from mnesis import (
     ToolPart,
     __version__,
 )
+from mnesis.store import is_postgres_url
+from mnesis.store.postgres import redact_url
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -258,6 +260,8 @@ def _write_private(path: str, text: str) -> None:
 
 def _database_file(db: str | None) -> tuple[str, int | None]:
     url = db or os.environ.get("MNESIS_DB_URL") or "~/.mnesis/sessions.db"
+    if is_postgres_url(url):
+        return redact_url(url), None  # a server database: no file, never the password
     path = Path(os.path.expanduser(url.removeprefix("sqlite:///")))
     return str(path), path.stat().st_size if path.exists() else None
 

@@ -29,6 +29,7 @@ from mnesis.llm.base import LLMProvider
 from mnesis.llm.limits import resolve_limits
 from mnesis.models.config import MnesisConfig
 from mnesis.models.ids import new_id
+from mnesis.models.message import TokenUsage
 from mnesis.models.results import CompactionResult
 from mnesis.store.base import ContextEntry, NewSummary, Store, SummaryRecord
 from mnesis.tokens import MESSAGE_OVERHEAD, TokenEstimator
@@ -79,6 +80,7 @@ class CompactionEngine:
         self.model_limits = resolve_limits(self.model, overrides)
         self.estimator = TokenEstimator(self.model)
         self._lock = asyncio.Lock()
+        self._pass_usage: list[TokenUsage] = []
 
     # -- thresholds -------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class CompactionEngine:
         summariser failure (level 3 needs no model)."""
         async with self._lock:
             started = time.perf_counter()
+            self._pass_usage = []
             _, entries = await self.store.context_entries(self.session_id)
             before = system_tokens + entry_tokens(entries)
             self.bus.publish(
@@ -130,6 +133,8 @@ class CompactionEngine:
                 elapsed_ms=(time.perf_counter() - started) * 1000,
                 pruned_tool_outputs=progress.pruned_outputs,
                 pruned_tokens=progress.pruned_tokens,
+                tokens=sum(self._pass_usage, TokenUsage()),
+                cost=sum(self.model_limits.cost(u) for u in self._pass_usage),
             )
             self.bus.publish(
                 MnesisEvent.COMPACTION_COMPLETED,
@@ -280,6 +285,7 @@ class CompactionEngine:
                     chunks,
                     level_budget,
                     seconds=cfg.summary_timeout,
+                    usage=self._pass_usage,
                 )
             except Exception as exc:  # the summariser failing is what level 3 is for
                 logger.warning("compaction level %d failed: %s", level, exc)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from mnesis.context import render_summary
 from mnesis.llm.base import LLMProvider, LLMRequest, complete
-from mnesis.models.message import FileRefPart, TextPart, ToolPart
+from mnesis.models.message import FileRefPart, TextPart, TokenUsage, ToolPart
 from mnesis.store.base import ContextEntry
 from mnesis.tokens import TokenEstimator
 
@@ -146,6 +146,7 @@ async def llm_summary(
     budget: int,
     *,
     seconds: float,
+    usage: list[TokenUsage] | None = None,
 ) -> str:
     """Summarise each chunk with the compaction model and join the results."""
     from mnesis.compaction.prompts import build_prompt
@@ -161,6 +162,8 @@ async def llm_summary(
         )
         async with asyncio.timeout(seconds):
             reply = await complete(provider, request)
+        if usage is not None and reply.usage is not None:
+            usage.append(reply.usage)
         text = reply.text.strip()
         if not text:
             raise ValueError("the compaction model returned an empty summary")

@@ -68,7 +68,8 @@ class FileConfig(BaseModel):
 class StoreConfig(BaseModel):
     """Where and how sessions are stored.
 
-    ``db_path`` is a file path or a URL (``sqlite:///path``). When it is not set
+    ``db_path`` is a file path or a URL (``sqlite:///path`` or
+    ``postgresql://user@host/db``, which needs ``mnesis[postgres]``). When it is not set
     explicitly, the ``MNESIS_DB_URL`` environment variable, then
     ``~/.mnesis/sessions.db`` decide.
     """

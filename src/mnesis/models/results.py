@@ -24,6 +24,8 @@ class CompactionResult(BaseModel):
     elapsed_ms: float
     pruned_tool_outputs: int = 0
     pruned_tokens: int = 0
+    tokens: TokenUsage = Field(default_factory=TokenUsage)  # the summariser's own usage
+    cost: float = 0.0
 
 
 class TurnResult(BaseModel):

@@ -3,10 +3,14 @@
 :func:`acquire_store` hands out one open store per database per process,
 reference-counted, so many sessions on one file share a connection and its
 writer thread; :func:`release_store` closes it when the last user is done.
+``postgresql://`` (or ``postgres://``) URLs open a :class:`PostgresStore`,
+shared the same way per URL and event loop (an asyncpg pool belongs to the
+loop that made it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from pathlib import Path
@@ -22,6 +26,7 @@ from mnesis.store.base import (
     Store,
     ToolResult,
 )
+from mnesis.store.postgres import PostgresStore
 from mnesis.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -29,11 +34,13 @@ __all__ = [
     "ContextEntry",
     "NewMessage",
     "NewPart",
+    "PostgresStore",
     "SQLiteStore",
     "SessionRecord",
     "Store",
     "ToolResult",
     "acquire_store",
+    "is_postgres_url",
     "release_store",
     "resolve_db_url",
 ]
@@ -51,6 +58,14 @@ def resolve_db_url(db_path: str | os.PathLike[str] | None, store: StoreConfig) -
     return os.environ.get(ENV_VAR) or store.db_path
 
 
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database."""
+    return url.strip().lower().startswith(_POSTGRES_SCHEMES)
+
+
 def _sqlite_path(url: str) -> str | None:
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :] or None
@@ -66,6 +81,8 @@ _guard = threading.Lock()  # guards the dict only; never held across an await
 
 
 def _key(url: str) -> str:
+    if is_postgres_url(url):
+        return f"{url.strip()}#loop={id(asyncio.get_running_loop())}"
     path = _sqlite_path(url)
     if path is not None and path != ":memory:":
         return "sqlite:" + str(Path(os.path.expanduser(path)).resolve())
@@ -80,19 +97,26 @@ async def acquire_store(url: str, config: StoreConfig) -> Store:
     with _guard:
         if key in _stores:
             store, count = _stores[key]
-            _stores[key] = (store, count + 1)
-            return store
-    path = _sqlite_path(url)
-    if path is None:
+            if not isinstance(store, PostgresStore) or store.loop is asyncio.get_running_loop():
+                _stores[key] = (store, count + 1)
+                return store
+            del _stores[key]  # a pool of a finished event loop (its id was reused)
+    path = None if is_postgres_url(url) else _sqlite_path(url)
+    new: Store
+    if is_postgres_url(url):
+        new = await PostgresStore(url.strip(), timeout=config.connection_timeout).open()
+    elif path is None:
         scheme = url.split("://", 1)[0]
         raise ConfigError(
-            f"unsupported database URL scheme {scheme!r} (use a file path or sqlite:///path)"
+            f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:///path "
+            "or postgresql://...)"
         )
-    new = await SQLiteStore(
-        os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
-        wal_mode=config.wal_mode,
-        timeout=config.connection_timeout,
-    ).open()
+    else:
+        new = await SQLiteStore(
+            os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
+            wal_mode=config.wal_mode,
+            timeout=config.connection_timeout,
+        ).open()
     if path == ":memory:":
         return new
     with _guard:
