@@ -852,12 +852,19 @@ class MnesisSession:
         await self._sync_after_compaction()
         if self._context_tokens() <= self.usable_tokens:
             return self._last_compaction
-        result = await self._engine.run_pass(
-            usable=self.usable_tokens, system_tokens=self._system_tokens(None), reason="hard"
-        )
+        deadline = time.monotonic() + self._config.compaction.summary_timeout * 2
+        while True:
+            result = await self._engine.run_pass(
+                usable=self.usable_tokens, system_tokens=self._system_tokens(None), reason="hard"
+            )
+            await self._count_compaction(result)
+            await self._reload()
+            if not result.skipped or self._context_tokens() <= self.usable_tokens:
+                break
+            if time.monotonic() > deadline:
+                break  # the other compactor never finished; go on rather than hang
+            await asyncio.sleep(0.2)  # another process is compacting: let it finish
         self._last_compaction = result
-        await self._count_compaction(result)
-        await self._reload()
         return result
 
     def _check_open(self, *, allow_closing: bool = False) -> None:

@@ -866,3 +866,19 @@ async def test_closed_store_refuses_further_calls(store: Store, build: Any) -> N
         await store.get_session("s1")
     with pytest.raises(MnesisStoreError):
         await store.append("s1", (build.message("m1"),))
+
+
+async def test_only_one_holder_compacts_a_session_at_a_time(store: Store, build: Any) -> None:
+    await store.create_session(build.session("s1"))
+    await store.create_session(build.session("s2"))
+    async with store.compaction_lock("s1") as first:
+        assert first
+        async with store.compaction_lock("s1") as second:
+            assert not second  # refused at once, not waited for
+        async with store.compaction_lock("s2") as other:
+            assert other  # other sessions are independent
+        # Turns go on while the lock is held.
+        await store.append("s1", (build.message("during"),))
+    async with store.compaction_lock("s1") as again:
+        assert again  # released on exit
+    assert [m.id for m in await store.get_messages("s1")] == ["during"]

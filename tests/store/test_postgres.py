@@ -8,6 +8,7 @@ the tests skip, except on CI (``CI=true``) where they fail.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 from collections.abc import Callable
@@ -336,3 +337,68 @@ async def test_concurrent_tasks_of_one_process_share_the_pool_safely(
         assert await store.verify() == []
     finally:
         await store.close()
+
+
+COMPACTOR = r"""
+import asyncio, json, sys
+from mnesis import MnesisConfig, MnesisSession, MockProvider
+
+async def model(request):
+    content = str(request.messages[-1]["content"])
+    if "<transcript>" in content:
+        await asyncio.sleep(0.6)
+        return "Summary."
+    return "ok"
+
+async def main():
+    config = MnesisConfig.model_validate({"compaction": {"auto": False}})
+    session = await MnesisSession.load(sys.argv[2], db_path=sys.argv[1], config=config,
+                                       provider=MockProvider(model))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    result = await session.compact()
+    print(json.dumps({"skipped": result.skipped, "level": result.level_used}), flush=True)
+    await session.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_never_compact_one_session_at_once(pg_database: str) -> None:
+    config = MnesisConfig.model_validate({"compaction": {"auto": False}})
+    async with MnesisSession.open(
+        model="openai/gpt-4o", config=config, db_path=pg_database, provider=MockProvider(_model)
+    ) as session:
+        for turn in range(30):
+            await session.record(_text(150, turn), _text(100, turn + 1))
+        session_id = session.id
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            COMPACTOR,
+            pg_database,
+            session_id,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    outputs = [await asyncio.wait_for(proc.communicate(), 60) for proc in procs]
+    results = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    assert sorted(r["skipped"] for r in results) == [False, True]
+    reopened = await MnesisSession.load(
+        session_id, db_path=pg_database, provider=MockProvider(_model)
+    )
+    try:
+        assert await reopened.verify() == []
+    finally:
+        await reopened.close()

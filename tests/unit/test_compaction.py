@@ -117,13 +117,18 @@ async def test_unreachable_summariser_falls_back_to_deterministic_truncation(
     db_path: str,
 ) -> None:
     model = Model(fail_summaries=True)
+    levels_used: list[int] = []
     async with MnesisSession.open(
         model=MODEL, config=small_config(), db_path=db_path, provider=MockProvider(model)
     ) as session:
+        session.subscribe(
+            MnesisEvent.COMPACTION_COMPLETED, lambda e, p: levels_used.append(p["level_used"])
+        )
         for turn in range(40):
             await session.send(text(150, turn))
-        result = await session.compact()
-        assert result.level_used == 3
+        await session.compact()
+        # Every pass that summarised anything had to fall back to level 3.
+        assert levels_used and set(levels_used) - {0} == {3}
         assert model.summary_requests  # levels 1 and 2 were tried
         assert await session.verify() == []
         assert len(await session.messages()) == 80
@@ -368,3 +373,23 @@ async def test_the_summarisers_usage_counts_toward_the_session(db_path: str) -> 
         assert session.token_usage.effective_total() == before + result.tokens.effective_total()
         assert (await session.info()).tokens == session.token_usage
         assert await session.verify() == []
+
+
+async def test_two_compactors_of_one_session_never_run_at_once(db_path: str) -> None:
+    slow = Model(delay=0.4)
+    first = await MnesisSession.create(
+        model=MODEL, config=small_config(auto=False), db_path=db_path, provider=MockProvider(slow)
+    )
+    for turn in range(12):
+        await first.record(text(100, turn), text(100, turn + 50))
+    second = await MnesisSession.load(first.id, db_path=db_path, provider=MockProvider(Model()))
+    running = asyncio.create_task(first.compact())
+    await asyncio.sleep(0.15)
+    other = await second.compact()
+    assert other.skipped and other.level_used == 0  # refused at once, nothing done
+    await second.record("a turn while the other compacts", "fine")  # turns are not blocked
+    done = await running
+    assert not done.skipped and done.level_used == 1
+    assert await first.verify() == []
+    await first.close()
+    await second.close()

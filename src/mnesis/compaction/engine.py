@@ -99,11 +99,23 @@ class CompactionEngine:
     ) -> CompactionResult:
         """Compact the session's context toward :meth:`goal`; never raises for a
         summariser failure (level 3 needs no model)."""
-        async with self._lock:
+        async with self._lock, self.store.compaction_lock(self.session_id) as held:
             started = time.perf_counter()
             self._pass_usage = []
             _, entries = await self.store.context_entries(self.session_id)
             before = system_tokens + entry_tokens(entries)
+            if not held:  # another process is compacting this session right now
+                return CompactionResult(
+                    session_id=self.session_id,
+                    summary_message_id="",
+                    level_used=0,
+                    compacted_message_count=0,
+                    summary_token_count=0,
+                    tokens_before=before,
+                    tokens_after=before,
+                    elapsed_ms=(time.perf_counter() - started) * 1000,
+                    skipped=True,
+                )
             self.bus.publish(
                 MnesisEvent.COMPACTION_TRIGGERED,
                 {

@@ -26,6 +26,7 @@ class CompactionResult(BaseModel):
     pruned_tokens: int = 0
     tokens: TokenUsage = Field(default_factory=TokenUsage)  # the summariser's own usage
     cost: float = 0.0
+    skipped: bool = False  # another process was compacting this session; nothing was done
 
 
 class TurnResult(BaseModel):

@@ -14,6 +14,7 @@ rest of the history.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -286,6 +287,14 @@ class Store(Protocol):
 
     async def map_results(self, run_id: str) -> list[tuple[int, str, str | None]]:
         """``(index, status, result_json)`` of every item of a run, in index order."""
+        ...
+
+    def compaction_lock(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        """Try to become the only compactor of a session, across processes and hosts.
+
+        Yields True when held (released on exit), False at once when another
+        holder has it. It never blocks turns: appends do not take it.
+        """
         ...
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:

@@ -227,6 +227,30 @@ class PostgresStore:
         async with self._connection(write=False) as conn:
             return await fn(conn, *args)
 
+    @contextlib.asynccontextmanager
+    async def compaction_lock(self, session_id: str) -> AsyncIterator[bool]:
+        """A session-level advisory lock on its own connection, held for the pass."""
+        if self._closed or self._pool is None:
+            raise MnesisStoreError(f"store {self.url} is closed")
+        key = "mnesis-compaction:" + session_id
+        try:
+            conn = await self._pool.acquire()
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise _translate(exc, self.url) from exc
+            raise
+        try:
+            held = bool(
+                await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+            )
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+        finally:
+            await self._pool.release(conn)
+
     async def close(self) -> None:
         if self._closed:
             return

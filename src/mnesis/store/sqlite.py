@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -781,6 +782,46 @@ class SQLiteStore:
                 )
 
         await self._run(write)
+
+    # -- compaction lease ---------------------------------------------------------
+
+    LEASE_SECONDS = 900.0
+
+    @contextlib.asynccontextmanager
+    async def compaction_lock(self, session_id: str) -> AsyncIterator[bool]:
+        holder = f"{os.getpid()}:{secrets.token_hex(8)}"
+
+        def take() -> bool:
+            conn = self._db()
+            now = time.time()
+            with self._transaction(conn):
+                row = conn.execute(
+                    "SELECT expires_at FROM compaction_leases WHERE session_id = ?",
+                    (session_id,),
+                ).fetchone()
+                if row is not None and row[0] > now:
+                    return False
+                conn.execute(
+                    "INSERT OR REPLACE INTO compaction_leases (session_id, holder, expires_at) "
+                    "VALUES (?, ?, ?)",
+                    (session_id, holder, now + self.LEASE_SECONDS),
+                )
+                return True
+
+        def give_back() -> None:
+            conn = self._db()
+            with self._transaction(conn):
+                conn.execute(
+                    "DELETE FROM compaction_leases WHERE session_id = ? AND holder = ?",
+                    (session_id, holder),
+                )
+
+        held = await self._run(take)
+        try:
+            yield held
+        finally:
+            if held and not self._closed:
+                await self._run(give_back)
 
     # -- operator runs -----------------------------------------------------------
 
