@@ -40,3 +40,10 @@ def test_compaction_benchmark_runs() -> None:
 def test_operators_benchmark_runs() -> None:
     out = run(str(BENCH / "operators.py"), "--items", "200", "--json-rows", "1000")
     assert "peak concurrent calls at concurrency=8 (2 ms calls) | 8 |" in out
+
+
+def test_backends_benchmark_runs() -> None:
+    out = run(
+        str(BENCH / "backends.py"), "--appends", "20", "--grep-messages", "1000", "--queries", "10"
+    )
+    assert "PostgreSQL (local)" in out and "SQLite (file, WAL)" in out
