@@ -402,3 +402,54 @@ async def test_two_processes_never_compact_one_session_at_once(pg_database: str)
         assert await reopened.verify() == []
     finally:
         await reopened.close()
+
+
+async def test_a_writer_killed_mid_transaction_leaves_postgres_consistent(
+    pg_database: str, build: Any
+) -> None:
+    store = await PostgresStore(pg_database).open()
+    try:
+        await store.create_session(build.session("s1"))
+    finally:
+        await store.close()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER,
+        pg_database,
+        "s1",
+        "k",
+        "100000",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"ready\n"
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    committed = 0
+    while committed < 40:  # let it commit a few dozen, then kill it mid-stream
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        committed += line.startswith(b"ok ")
+    proc.kill()
+    await proc.wait()
+    store = await PostgresStore(pg_database).open()
+    try:
+        messages = await store.get_messages("s1")
+        assert len(messages) >= committed
+        assert [m.message.seq for m in messages] == list(range(1, len(messages) + 1))
+        assert await store.verify() == []
+        after = await store.append("s1", (build.message("after-the-kill"),))
+        assert after.seqs == (len(messages) + 1,)
+    finally:
+        await store.close()
+
+
+async def test_store_config_url_selects_postgres(pg_database: str) -> None:
+    config = MnesisConfig(store=StoreConfig(url=pg_database))
+    async with MnesisSession.open(
+        model="openai/gpt-4o", config=config, provider=MockProvider(_model)
+    ) as session:
+        await session.record("stored where?", "in PostgreSQL")
+        assert session._store.url.startswith("postgresql://")

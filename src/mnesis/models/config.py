@@ -77,6 +77,7 @@ class StoreConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     db_path: str = Field(default_factory=lambda: str(mnesis_home() / "sessions.db"))
+    url: str | None = None  # same as db_path, spelled as a URL (wins when both are set)
     wal_mode: bool = True
     connection_timeout: float = Field(default=30.0, gt=0.0)
 

@@ -53,6 +53,8 @@ def resolve_db_url(db_path: str | os.PathLike[str] | None, store: StoreConfig) -
     else ``$MNESIS_DB_URL``, else the default ``~/.mnesis/sessions.db``."""
     if db_path is not None:
         return os.fspath(db_path)
+    if store.url:
+        return store.url
     if "db_path" in store.model_fields_set:
         return store.db_path
     return os.environ.get(ENV_VAR) or store.db_path
