@@ -766,6 +766,12 @@ class MnesisSession:
             await self._reload()
         return result
 
+    async def wait_for_compaction(self) -> CompactionResult | None:
+        """Wait for a running background pass; its result (None if none ever ran)."""
+        self._check_open()
+        await self._wait_for_compaction()
+        return self._last_compaction
+
     async def pin(self, message_id: str) -> None:
         """Keep a message verbatim in every future context.
 

@@ -249,3 +249,17 @@ def test_camel_case_writers_and_unlisted_handlers_are_caught(tmp_path: Any) -> N
                 db_path=str(tmp_path / "a.db"),
             )
         )
+
+
+async def test_map_completed_is_published_even_when_the_consumer_stops_early() -> None:
+    bus = EventBus()
+    events: list[str] = []
+    bus.subscribe(None, lambda e, p: events.append(e.value))
+    op = LLMMap(
+        event_bus=bus, model=MODEL, provider=MockProvider(lambda r: '{"label": "x", "score": 1}')
+    )
+    stream = op.run(range(50), "{{ item }}", Sentiment, concurrency=2)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert events[0] == "map.started" and events[-1] == "map.completed"

@@ -143,6 +143,7 @@ async def test_describe_and_expand_walk_the_dag_back_to_the_originals(db_path: s
             user, reply = filler(rng, 60), filler(rng, 30)
             originals += [(user, "user"), (reply, "assistant")]
             await session.record(user, reply)
+        await session.wait_for_compaction()  # inspect a settled DAG, not one mid-pass
         context = await session.context_for_next_turn()
         summaries = [
             m["content"].split()[1] for m in context if str(m["content"]).startswith("[Summary ")

@@ -207,20 +207,22 @@ class AgenticMap:
             )
             tracker = await RunTracker.open(run_id, db_path, "agentic_map", work)
         succeeded = failed = 0
-        async for result in run_tracked(items, one, workers, tracker, output_path):
-            succeeded += result.success
-            failed += not result.success
-            yield result
-        self._publish(
-            MnesisEvent.MAP_COMPLETED,
-            {
-                "operator": "agentic_map",
-                "total": total,
-                "succeeded": succeeded,
-                "failed": failed,
-                "elapsed_ms": (time.perf_counter() - started) * 1000,
-            },
-        )
+        try:
+            async for result in run_tracked(items, one, workers, tracker, output_path):
+                succeeded += result.success
+                failed += not result.success
+                yield result
+        finally:  # also when the consumer stops early
+            self._publish(
+                MnesisEvent.MAP_COMPLETED,
+                {
+                    "operator": "agentic_map",
+                    "total": total,
+                    "succeeded": succeeded,
+                    "failed": failed,
+                    "elapsed_ms": (time.perf_counter() - started) * 1000,
+                },
+            )
 
     async def run_all(
         self, inputs: Iterable[Any], agent_prompt_template: str, **kwargs: Any

@@ -22,8 +22,8 @@ from mnesis.events.bus import EventBus, MnesisEvent
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.base import LLMRequest, complete
 from mnesis.llm.mock import SCHEMA_MARKER
-from mnesis.llm.retry import as_llm_error
-from mnesis.models.config import OperatorConfig
+from mnesis.llm.retry import as_llm_error, backoff_delay
+from mnesis.models.config import OperatorConfig, RetryConfig
 from mnesis.models.message import TokenUsage
 from mnesis.operators._runs import (
     PathLike,
@@ -96,6 +96,15 @@ def extract_json(text: str) -> Any:
         except ValueError:
             continue
     raise ValueError("the reply contains no JSON object")
+
+
+_BACKOFF = RetryConfig(base_delay=0.5, max_delay=8.0)
+
+
+async def _back_off(attempt: int, retries: int) -> None:
+    """Wait before retrying a timeout or a transient provider error."""
+    if attempt < retries:
+        await asyncio.sleep(backoff_delay(_BACKOFF, attempt + 1))
 
 
 class LLMMap:
@@ -200,12 +209,14 @@ class LLMMap:
                         )
                 except TimeoutError:
                     error, kind = f"no reply within {timeout_secs} s", "timeout"
+                    await _back_off(attempt, retries)
                     continue
                 except Exception as exc:
                     llm_error = as_llm_error(exc)
                     error, kind = str(llm_error), "llm_error"
                     if isinstance(llm_error, LLMError) and not llm_error.transient:
                         break
+                    await _back_off(attempt, retries)
                     continue
                 if reply.usage is not None:
                     usage = usage + reply.usage
@@ -251,20 +262,22 @@ class LLMMap:
             tracker = await RunTracker.open(run_id, db_path, "llm_map", work)
 
         succeeded = failed = 0
-        async for result in run_tracked(items, one, workers, tracker, output_path):
-            succeeded += result.success
-            failed += not result.success
-            yield result
-        self._publish(
-            MnesisEvent.MAP_COMPLETED,
-            {
-                "operator": "llm_map",
-                "total": total or 0,
-                "succeeded": succeeded,
-                "failed": failed,
-                "elapsed_ms": (time.perf_counter() - started) * 1000,
-            },
-        )
+        try:
+            async for result in run_tracked(items, one, workers, tracker, output_path):
+                succeeded += result.success
+                failed += not result.success
+                yield result
+        finally:  # also when the consumer stops early
+            self._publish(
+                MnesisEvent.MAP_COMPLETED,
+                {
+                    "operator": "llm_map",
+                    "total": total or 0,
+                    "succeeded": succeeded,
+                    "failed": failed,
+                    "elapsed_ms": (time.perf_counter() - started) * 1000,
+                },
+            )
 
     async def run_all(
         self, inputs: Iterable[Any], prompt_template: str, output_schema: Any, **kwargs: Any
