@@ -1093,7 +1093,10 @@ class MnesisSession:
             output=message.token_count,
         )
         # Cost comes from the provider's own counts only; an estimate is not priced.
-        cost = self._limits.cost(usage) if acc.usage is not None else 0.0
+        if acc.cost is not None:
+            cost = acc.cost
+        else:
+            cost = self._limits.cost(usage) if acc.usage is not None else 0.0
         message = NewMessage(**{**_fields(message), "tokens": usage, "cost": cost})
         snapshot = self._snapshot(
             extra_tokens=message.token_count + MESSAGE_OVERHEAD, hard_result=hard_result

@@ -369,7 +369,8 @@ async def test_the_summarisers_usage_counts_toward_the_session(db_path: str) -> 
             )
         before = session.token_usage.effective_total()
         result = await session.compact()
-        assert result.tokens.effective_total() > 0 and result.cost > 0
+        assert result.tokens.effective_total() > 0
+        assert result.cost == 0.0  # a mock summariser costs nothing
         assert session.token_usage.effective_total() == before + result.tokens.effective_total()
         assert (await session.info()).tokens == session.token_usage
         assert await session.verify() == []

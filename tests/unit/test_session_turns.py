@@ -361,3 +361,23 @@ async def test_api_keys_never_reach_the_store(db_path: str) -> None:
     assert secret.encode() not in raw
     rows = sqlite3.connect(db_path).execute("SELECT error FROM messages").fetchall()
     assert rows and all(secret not in (r[0] or "") for r in rows)
+
+
+async def test_a_mock_model_costs_nothing_whatever_model_it_stands_in_for(db_path: str) -> None:
+    async with MnesisSession.open(model=MODEL, db_path=db_path, provider=MockProvider()) as s:
+        result = await s.send("hello")
+        assert result.tokens.effective_total() > 0
+        assert result.cost == 0.0 and s.cost == 0.0
+
+
+async def test_the_price_table_applies_when_the_provider_reports_no_cost(db_path: str) -> None:
+    class Priced:
+        async def stream(self, request: LLMRequest) -> Any:
+            yield StreamChunk(
+                text="hi", usage=TokenUsage(input=1_000, output=100), finish_reason="stop"
+            )
+
+    async with MnesisSession.open(model=MODEL, db_path=db_path, provider=Priced()) as s:
+        result = await s.send("hello")
+        assert result.cost == pytest.approx(s.limits.cost(TokenUsage(input=1_000, output=100)))
+        assert result.cost > 0

@@ -80,7 +80,7 @@ class CompactionEngine:
         self.model_limits = resolve_limits(self.model, overrides)
         self.estimator = TokenEstimator(self.model)
         self._lock = asyncio.Lock()
-        self._pass_usage: list[TokenUsage] = []
+        self._pass_usage: list[tuple[TokenUsage, float | None]] = []
 
     # -- thresholds -------------------------------------------------------------
 
@@ -145,8 +145,10 @@ class CompactionEngine:
                 elapsed_ms=(time.perf_counter() - started) * 1000,
                 pruned_tool_outputs=progress.pruned_outputs,
                 pruned_tokens=progress.pruned_tokens,
-                tokens=sum(self._pass_usage, TokenUsage()),
-                cost=sum(self.model_limits.cost(u) for u in self._pass_usage),
+                tokens=sum((u for u, _ in self._pass_usage), TokenUsage()),
+                cost=sum(
+                    c if c is not None else self.model_limits.cost(u) for u, c in self._pass_usage
+                ),
             )
             self.bus.publish(
                 MnesisEvent.COMPACTION_COMPLETED,

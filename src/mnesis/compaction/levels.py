@@ -146,7 +146,7 @@ async def llm_summary(
     budget: int,
     *,
     seconds: float,
-    usage: list[TokenUsage] | None = None,
+    usage: list[tuple[TokenUsage, float | None]] | None = None,
 ) -> str:
     """Summarise each chunk with the compaction model and join the results."""
     from mnesis.compaction.prompts import build_prompt
@@ -163,7 +163,7 @@ async def llm_summary(
         async with asyncio.timeout(seconds):
             reply = await complete(provider, request)
         if usage is not None and reply.usage is not None:
-            usage.append(reply.usage)
+            usage.append((reply.usage, reply.cost))
         text = reply.text.strip()
         if not text:
             raise ValueError("the compaction model returned an empty summary")

@@ -47,6 +47,7 @@ class StreamChunk:
     tool_calls: tuple[ToolCallDelta, ...] = ()
     usage: TokenUsage | None = None
     finish_reason: str | None = None
+    cost: float | None = None  # USD, when the provider knows it better than the price table
 
 
 @runtime_checkable
@@ -81,6 +82,7 @@ class ResponseAccumulator:
     text_chunks: list[str] = field(default_factory=list)
     usage: TokenUsage | None = None
     finish_reason: str | None = None
+    cost: float | None = None
     _calls: dict[int, _PendingCall] = field(default_factory=dict)
 
     def add(self, chunk: StreamChunk) -> None:
@@ -95,6 +97,8 @@ class ResponseAccumulator:
             call.arguments += delta.arguments
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.cost is not None:
+            self.cost = chunk.cost
         if chunk.finish_reason:
             self.finish_reason = _FINISH_ALIASES.get(chunk.finish_reason, chunk.finish_reason)
 

@@ -205,7 +205,8 @@ class MockProvider:
             yield StreamChunk(tool_calls=(ToolCallDelta(index, arguments=arguments[half:]),))
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         usage = reply.usage or _estimate_usage(request, reply)
-        yield StreamChunk(usage=usage, finish_reason=finish)
+        # A mock costs nothing, whatever model name it stands in for.
+        yield StreamChunk(usage=usage, finish_reason=finish, cost=0.0)
 
 
 def _estimate_usage(request: LLMRequest, reply: MockReply) -> TokenUsage:
