@@ -15,6 +15,7 @@ from mnesis.models.message import TokenUsage, ToolPart, part_to_json
 from mnesis.models.results import TurnSnapshot
 from mnesis.store import _pg_sql as _sql
 from mnesis.store.base import AppendOutcome, NewMessage, ToolResult, searchable_text
+from mnesis.store.rows import INSERT_MESSAGE_COLUMNS, message_params
 
 
 async def append(
@@ -83,28 +84,10 @@ async def append(
 
 async def _insert_message(conn: Any, session_id: str, seq: int, msg: NewMessage) -> None:
     """One message row, its parts, and their full-text index entries."""
-    t = msg.tokens
     await conn.execute(
-        "INSERT INTO messages (id, session_id, seq, role, created_at, model, status, "
-        "finish_reason, error, input_tokens, output_tokens, cache_read_tokens, "
-        "cache_write_tokens, total_tokens, cost, token_count) "
+        f"INSERT INTO messages ({INSERT_MESSAGE_COLUMNS}) "  # noqa: S608
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        msg.id,
-        session_id,
-        seq,
-        msg.role,
-        msg.created_at,
-        msg.model,
-        str(msg.status),
-        msg.finish_reason,
-        msg.error,
-        t.input,
-        t.output,
-        t.cache_read,
-        t.cache_write,
-        t.effective_total(),
-        msg.cost,
-        msg.token_count,
+        *message_params(session_id, seq, msg),
     )
     for idx, new in enumerate(msg.parts):
         part = new.part

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,13 +49,14 @@ from mnesis.store.base import (
 )
 from mnesis.store.invariants import check_session
 from mnesis.store.migrations import load_migrations
-from mnesis.store.sqlite import (
-    _MESSAGE_COLUMNS,
-    _PART_COLUMNS,
-    _SESSION_COLUMNS,
-    _SUMMARY_COLUMNS,
-    _session_from_row,
-    _summary_from_row,
+from mnesis.store.rows import (
+    MESSAGE_COLUMNS,
+    PART_COLUMNS,
+    SESSION_COLUMNS,
+    SUMMARY_COLUMNS,
+    session_from_row,
+    session_info_from_row,
+    summary_from_row,
 )
 
 T = TypeVar("T")
@@ -302,12 +302,12 @@ class PostgresStore:
     @staticmethod
     async def _get_session(conn: Any, session_id: str) -> SessionRecord:
         row = await conn.fetchrow(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1",  # noqa: S608
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1",  # noqa: S608
             session_id,
         )
         if row is None:
             raise SessionNotFoundError(session_id)
-        return _session_from_row(tuple(row))
+        return session_from_row(tuple(row))
 
     # -- appends ----------------------------------------------------------------
 
@@ -354,12 +354,12 @@ class PostgresStore:
     @staticmethod
     async def _get_summary(conn: Any, summary_id: str) -> SummaryRecord:
         row = await conn.fetchrow(
-            f"SELECT {_SUMMARY_COLUMNS} FROM summaries s WHERE s.id = $1",  # noqa: S608
+            f"SELECT {SUMMARY_COLUMNS} FROM summaries s WHERE s.id = $1",  # noqa: S608
             summary_id,
         )
         if row is None:
             raise KeyError(f"no summary with id {summary_id!r}")
-        return _summary_from_row(tuple(row))
+        return summary_from_row(tuple(row))
 
     async def summary_sources(self, summary_id: str) -> list[tuple[str, str]]:
         async def run(conn: Any) -> list[tuple[str, str]]:
@@ -385,7 +385,7 @@ class PostgresStore:
     ) -> list[MessageWithParts]:
         async def run(conn: Any) -> list[MessageWithParts]:
             rows = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM "  # noqa: S608
                 "(SELECT * FROM messages WHERE session_id = $1 AND seq > $2 "
                 " ORDER BY seq LIMIT $3) m "
                 "LEFT JOIN parts p ON p.message_id = m.id ORDER BY m.seq, p.idx",
@@ -402,7 +402,7 @@ class PostgresStore:
     ) -> list[MessageWithParts]:
         async def run(conn: Any) -> list[MessageWithParts]:
             rows = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
                 "LEFT JOIN parts p ON p.message_id = m.id "
                 "WHERE m.session_id = $1 AND m.id = ANY($2::text[]) ORDER BY m.seq, p.idx",
                 session_id,
@@ -450,7 +450,7 @@ class PostgresStore:
     async def list_sessions(self, session_id: str | None = None) -> list[SessionInfo]:
         async def run(conn: Any) -> list[Any]:
             rows = await conn.fetch(
-                f"SELECT {_SESSION_COLUMNS}, "  # noqa: S608
+                f"SELECT {SESSION_COLUMNS}, "  # noqa: S608
                 "(SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id), "
                 "(SELECT COUNT(*) FROM summaries s WHERE s.session_id = sessions.id) "
                 "FROM sessions WHERE $1::text IS NULL OR id = $1 ORDER BY created_at DESC",
@@ -460,25 +460,7 @@ class PostgresStore:
                 raise SessionNotFoundError(session_id)
             return list(rows)
 
-        out = []
-        for row in await self._read(run):
-            record = _session_from_row(tuple(row))
-            out.append(
-                SessionInfo(
-                    id=record.id,
-                    model=record.model,
-                    agent=record.agent,
-                    parent_id=record.parent_id,
-                    created_at=datetime.fromtimestamp(record.created_at, tz=UTC),
-                    updated_at=datetime.fromtimestamp(record.updated_at, tz=UTC),
-                    turns=record.turn_count,
-                    messages=row[16],
-                    summaries=row[17],
-                    tokens=record.tokens,
-                    cost=record.cost,
-                )
-            )
-        return out
+        return [session_info_from_row(tuple(row)) for row in await self._read(run)]
 
     async def get_file_ref(self, content_id: str) -> FileRefPart | None:
         async def run(conn: Any) -> Any:
@@ -576,7 +558,7 @@ class PostgresStore:
             if not await conn.fetchval("SELECT 1 FROM sessions WHERE id = $1", session_id):
                 raise SessionNotFoundError(session_id)
             rows = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
                 "LEFT JOIN parts p ON p.message_id = m.id "
                 "WHERE m.session_id = $1 ORDER BY m.seq, p.idx",
                 session_id,
@@ -588,7 +570,7 @@ class PostgresStore:
     async def get_message(self, message_id: str) -> MessageWithParts:
         async def run(conn: Any) -> list[MessageWithParts]:
             rows = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
                 "LEFT JOIN parts p ON p.message_id = m.id WHERE m.id = $1 ORDER BY p.idx",
                 message_id,
             )

@@ -18,11 +18,8 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-from pydantic import TypeAdapter
 
 from mnesis.errors import (
     InvalidInputError,
@@ -35,8 +32,6 @@ from mnesis.errors import (
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import (
     FileRefPart,
-    Message,
-    MessagePart,
     MessageWithParts,
     TokenUsage,
     ToolPart,
@@ -46,8 +41,6 @@ from mnesis.models.results import TurnSnapshot
 from mnesis.store import _sqlite_dag as _dag
 from mnesis.store import _sqlite_recall as _recall
 from mnesis.store.base import (
-    PRUNED_MARKER,
-    PRUNED_MARKER_TOKENS,
     AppendOutcome,
     ContextEntry,
     NewMessage,
@@ -55,33 +48,25 @@ from mnesis.store.base import (
     SessionRecord,
     SummaryRecord,
     ToolResult,
-    merge_tool_result,
     searchable_text,
 )
 from mnesis.store.invariants import SessionRows, check_session
 from mnesis.store.migrations import load_migrations
+from mnesis.store.rows import (
+    INSERT_MESSAGE_COLUMNS,
+    MESSAGE_COLUMNS,
+    PART_COLUMNS,
+    SESSION_COLUMNS,
+    SUMMARY_COLUMNS,
+    context_entries_from_rows,
+    group_messages,
+    message_params,
+    session_from_row,
+    session_info_from_row,
+    summary_from_row,
+)
 
 T = TypeVar("T")
-_PART_ADAPTER: TypeAdapter[MessagePart] = TypeAdapter(MessagePart)
-
-_SESSION_COLUMNS = (
-    "id, model, agent, parent_id, system_prompt, config_json, created_at, updated_at, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, total_tokens, "
-    "cost, turn_count, context_version"
-)
-_MESSAGE_COLUMNS = (
-    "m.id, m.session_id, m.seq, m.role, m.created_at, m.model, m.status, m.finish_reason, "
-    "m.error, m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, "
-    "m.total_tokens, m.cost, m.token_count"
-)
-_SUMMARY_COLUMNS = (
-    "s.id, s.session_id, s.kind, s.depth, s.level_used, s.text, s.token_count, s.first_seq, "
-    "s.last_seq, s.message_count, s.created_at, s.model"
-)
-_PART_COLUMNS = (
-    "p.data, p.tool_output, p.tool_error, p.tool_status, p.token_count, p.result_token_count, "
-    "p.pruned_at"
-)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
@@ -96,61 +81,6 @@ def _translate(exc: sqlite3.Error, path: str) -> MnesisStoreError:
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
         return MnesisStoreError(f"cannot open database file {path}: {text}")
     return MnesisStoreError(f"SQLite error on {path}: {text}")
-
-
-def _usage(row: sqlite3.Row | tuple[Any, ...], start: int) -> TokenUsage:
-    return TokenUsage(
-        input=row[start],
-        output=row[start + 1],
-        cache_read=row[start + 2],
-        cache_write=row[start + 3],
-        total=row[start + 4],
-    )
-
-
-def _session_from_row(row: tuple[Any, ...]) -> SessionRecord:
-    return SessionRecord(
-        id=row[0],
-        model=row[1],
-        agent=row[2],
-        parent_id=row[3],
-        system_prompt=row[4],
-        config_json=row[5],
-        created_at=row[6],
-        updated_at=row[7],
-        tokens=_usage(row, 8),
-        cost=row[13],
-        turn_count=row[14],
-        context_version=row[15],
-    )
-
-
-def _message_from_row(row: tuple[Any, ...]) -> Message:
-    return Message(
-        id=row[0],
-        session_id=row[1],
-        seq=row[2],
-        role=row[3],
-        created_at=datetime.fromtimestamp(row[4], tz=UTC),
-        model=row[5],
-        status=row[6],
-        finish_reason=row[7],
-        error=row[8],
-        tokens=_usage(row, 9),
-        cost=row[14],
-        token_count=row[15],
-    )
-
-
-def _summary_from_row(row: tuple[Any, ...]) -> SummaryRecord:
-    return SummaryRecord(*row)
-
-
-def _part_from_row(row: tuple[Any, ...], start: int) -> MessagePart:
-    part = _PART_ADAPTER.validate_json(row[start])
-    return merge_tool_result(
-        part, row[start + 1], row[start + 2], row[start + 3], pruned=row[start + 6] is not None
-    )
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -364,12 +294,12 @@ class SQLiteStore:
     def _get_session_sync(self, session_id: str) -> SessionRecord:
         row = (
             self._db()
-            .execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))  # noqa: S608
+            .execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))  # noqa: S608
             .fetchone()
         )
         if row is None:
             raise SessionNotFoundError(session_id)
-        return _session_from_row(row)
+        return session_from_row(row)
 
     # -- appends ----------------------------------------------------------------
 
@@ -455,30 +385,10 @@ class SQLiteStore:
     def _insert_message(
         conn: sqlite3.Connection, session_id: str, seq: int, msg: NewMessage
     ) -> None:
-        t = msg.tokens
         conn.execute(
-            "INSERT INTO messages (id, session_id, seq, role, created_at, model, status, "
-            "finish_reason, error, input_tokens, output_tokens, cache_read_tokens, "
-            "cache_write_tokens, total_tokens, cost, token_count) "
+            f"INSERT INTO messages ({INSERT_MESSAGE_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                msg.id,
-                session_id,
-                seq,
-                msg.role,
-                msg.created_at,
-                msg.model,
-                str(msg.status),
-                msg.finish_reason,
-                msg.error,
-                t.input,
-                t.output,
-                t.cache_read,
-                t.cache_write,
-                t.effective_total(),
-                msg.cost,
-                msg.token_count,
-            ),
+            message_params(session_id, seq, msg),
         )
         rows = []
         for idx, new in enumerate(msg.parts):
@@ -609,12 +519,12 @@ class SQLiteStore:
     def _get_summary_sync(self, summary_id: str) -> SummaryRecord:
         row = (
             self._db()
-            .execute(f"SELECT {_SUMMARY_COLUMNS} FROM summaries s WHERE s.id = ?", (summary_id,))  # noqa: S608
+            .execute(f"SELECT {SUMMARY_COLUMNS} FROM summaries s WHERE s.id = ?", (summary_id,))  # noqa: S608
             .fetchone()
         )
         if row is None:
             raise KeyError(f"no summary with id {summary_id!r}")
-        return _summary_from_row(row)
+        return summary_from_row(row)
 
     async def summary_sources(self, summary_id: str) -> list[tuple[str, str]]:
         return await self._run(self._summary_sources_sync, summary_id)
@@ -643,7 +553,7 @@ class SQLiteStore:
         rows = (
             self._db()
             .execute(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM "  # noqa: S608
                 "(SELECT * FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?) m "
                 "LEFT JOIN parts p ON p.message_id = m.id ORDER BY m.seq, p.idx",
                 (session_id, after_seq, limit),
@@ -665,7 +575,7 @@ class SQLiteStore:
             rows = (
                 self._db()
                 .execute(
-                    f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                    f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
                     "LEFT JOIN parts p ON p.message_id = m.id "
                     # '+' keeps the planner on the primary key, not the session's whole range
                     f"WHERE +m.session_id = ? AND m.id IN ({marks}) ORDER BY m.seq, p.idx",
@@ -711,7 +621,7 @@ class SQLiteStore:
 
     def _list_sessions_sync(self, session_id: str | None) -> list[SessionInfo]:
         select = (
-            f"SELECT {_SESSION_COLUMNS}, "  # noqa: S608
+            f"SELECT {SESSION_COLUMNS}, "  # noqa: S608
             "(SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id), "
             "(SELECT COUNT(*) FROM summaries s WHERE s.session_id = sessions.id) FROM sessions "
         )
@@ -721,25 +631,7 @@ class SQLiteStore:
             rows = self._db().execute(select + "WHERE id = ?", (session_id,)).fetchall()
             if not rows:
                 raise SessionNotFoundError(session_id)
-        out = []
-        for row in rows:
-            record = _session_from_row(row)
-            out.append(
-                SessionInfo(
-                    id=record.id,
-                    model=record.model,
-                    agent=record.agent,
-                    parent_id=record.parent_id,
-                    created_at=datetime.fromtimestamp(record.created_at, tz=UTC),
-                    updated_at=datetime.fromtimestamp(record.updated_at, tz=UTC),
-                    turns=record.turn_count,
-                    messages=row[16],
-                    summaries=row[17],
-                    tokens=record.tokens,
-                    cost=record.cost,
-                )
-            )
-        return out
+        return [session_info_from_row(row) for row in rows]
 
     async def get_file_ref(self, content_id: str) -> FileRefPart | None:
         row = await self._run(
@@ -892,28 +784,16 @@ class SQLiteStore:
         if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
             raise SessionNotFoundError(session_id)
         rows = conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+            f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
             "LEFT JOIN parts p ON p.message_id = m.id "
             "WHERE m.session_id = ? ORDER BY m.seq, p.idx",
             (session_id,),
         ).fetchall()
         return self._group(rows)
 
-    def _group(self, rows: list[tuple[Any, ...]]) -> list[MessageWithParts]:
-        out: list[MessageWithParts] = []
-        current: Message | None = None
-        parts: list[MessagePart] = []
-        for row in rows:
-            if current is None or current.id != row[0]:
-                if current is not None:
-                    out.append(MessageWithParts(message=current, parts=parts))
-                current = _message_from_row(row)
-                parts = []
-            if row[16] is not None:
-                parts.append(_part_from_row(row, 16))
-        if current is not None:
-            out.append(MessageWithParts(message=current, parts=parts))
-        return out
+    @staticmethod
+    def _group(rows: list[tuple[Any, ...]]) -> list[MessageWithParts]:
+        return group_messages(rows)
 
     async def get_message(self, message_id: str) -> MessageWithParts:
         return await self._run(self._get_message_sync, message_id)
@@ -922,7 +802,7 @@ class SQLiteStore:
         rows = (
             self._db()
             .execute(
-                f"SELECT {_MESSAGE_COLUMNS}, {_PART_COLUMNS} FROM messages m "  # noqa: S608
+                f"SELECT {MESSAGE_COLUMNS}, {PART_COLUMNS} FROM messages m "  # noqa: S608
                 "LEFT JOIN parts p ON p.message_id = m.id WHERE m.id = ? ORDER BY p.idx",
                 (message_id,),
             )
@@ -949,9 +829,9 @@ class SQLiteStore:
         summaries = {
             r.id: r
             for r in (
-                _summary_from_row(x)
+                summary_from_row(x)
                 for x in conn.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM context_items ci "  # noqa: S608
+                    f"SELECT {SUMMARY_COLUMNS} FROM context_items ci "  # noqa: S608
                     "JOIN summaries s ON s.id = ci.ref_id "
                     "WHERE ci.session_id = ? AND ci.kind = 'summary'",
                     (session_id,),
@@ -959,63 +839,14 @@ class SQLiteStore:
             )
         }
         rows = conn.execute(
-            f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {_PART_COLUMNS} "  # noqa: S608
+            f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {PART_COLUMNS} "  # noqa: S608
             "FROM context_items ci "
             "LEFT JOIN messages m ON m.id = ci.ref_id AND ci.kind = 'message' "
             "LEFT JOIN parts p ON p.message_id = m.id "
             "WHERE ci.session_id = ? ORDER BY ci.position, p.idx",
             (session_id,),
         ).fetchall()
-        entries: list[ContextEntry] = []
-        current: tuple[Any, ...] | None = None
-        parts: list[MessagePart] = []
-        tokens: list[int] = []
-
-        def flush() -> None:
-            if current is None:
-                return
-            _, kind, ref_id, role, seq = current
-            if kind == "summary":
-                summary = summaries[ref_id]
-                entries.append(
-                    ContextEntry(
-                        "summary",
-                        ref_id,
-                        "user",
-                        (),
-                        (summary.token_count,),
-                        seq=summary.first_seq,
-                        summary=summary,
-                    )
-                )
-            else:
-                entries.append(
-                    ContextEntry(
-                        "message",
-                        ref_id,
-                        role,
-                        tuple(parts),
-                        tuple(tokens),
-                        pinned=ref_id in pinned,
-                        seq=seq,
-                    )
-                )
-
-        for r in rows:
-            if current is None or current[0] != r[0]:
-                flush()
-                current = (r[0], r[1], r[2], r[3], r[4])
-                parts, tokens = [], []
-            if r[5] is not None:
-                part = _part_from_row(r, 5)
-                if r[11] is not None and isinstance(part, ToolPart) and part.has_result:
-                    part = part.model_copy(update={"output": PRUNED_MARKER, "error_message": None})
-                    tokens.append(r[9] + PRUNED_MARKER_TOKENS)
-                else:
-                    tokens.append(r[9] + r[10])
-                parts.append(part)
-        flush()
-        return row[0], entries
+        return row[0], context_entries_from_rows(rows, summaries, pinned)
 
     async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
         return await self._run(self._snapshots_sync, session_id)
