@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mnesis.errors import InvalidInputError, SessionNotFoundError, StaleContextError
+from mnesis.errors import InvalidInputError, SessionNotFoundError
 from mnesis.store import _pg_text
 from mnesis.store.base import NewSummary
 from mnesis.store.invariants import SessionRows
+from mnesis.store.rows import span_start
 
 
 async def lock_version(conn: Any, session_id: str) -> int:
@@ -60,17 +61,7 @@ async def commit_summary(conn: Any, session_id: str, s: NewSummary) -> tuple[int
         "SELECT position, kind, ref_id FROM context_items WHERE session_id = $1 ORDER BY position",
         session_id,
     )
-    refs = [(r[1], r[2]) for r in items]
-    wanted = [(source_kind, ref) for ref in s.sources]
-    start = next(
-        (i for i in range(len(refs) - len(wanted) + 1) if refs[i : i + len(wanted)] == wanted),
-        None,
-    )
-    if start is None:
-        raise StaleContextError(
-            f"the items summary {s.id} would replace are no longer a contiguous run of the "
-            f"context of session {session_id}"
-        )
+    start = span_start(items, s, session_id)
     await conn.execute(
         "INSERT INTO summaries (id, session_id, kind, depth, level_used, text, token_count, "
         "first_seq, last_seq, message_count, model, created_at) "
@@ -93,7 +84,7 @@ async def commit_summary(conn: Any, session_id: str, s: NewSummary) -> tuple[int
         "VALUES ($1, $2, $3, $4)",
         [(s.id, i, source_kind, ref) for i, ref in enumerate(s.sources)],
     )
-    positions = [int(items[i][0]) for i in range(start, start + len(wanted))]
+    positions = [int(items[i][0]) for i in range(start, start + len(s.sources))]
     await conn.execute(
         "DELETE FROM context_items WHERE session_id = $1 AND position = ANY($2::bigint[])",
         session_id,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from mnesis.errors import InvalidInputError, SessionNotFoundError, StaleContextError
+from mnesis.errors import InvalidInputError, SessionNotFoundError
 from mnesis.store.base import NewSummary
+from mnesis.store.rows import span_start
 
 
 def _version(conn: sqlite3.Connection, session_id: str) -> int:
@@ -40,17 +41,7 @@ def commit_summary(conn: sqlite3.Connection, session_id: str, s: NewSummary) -> 
         "SELECT position, kind, ref_id FROM context_items WHERE session_id = ? ORDER BY position",
         (session_id,),
     ).fetchall()
-    refs = [(kind, ref) for _, kind, ref in items]
-    wanted = [(source_kind, ref) for ref in s.sources]
-    start = next(
-        (i for i in range(len(refs) - len(wanted) + 1) if refs[i : i + len(wanted)] == wanted),
-        None,
-    )
-    if start is None:
-        raise StaleContextError(
-            f"the items summary {s.id} would replace are no longer a contiguous run of the "
-            f"context of session {session_id}"
-        )
+    start = span_start(items, s, session_id)
     conn.execute(
         "INSERT INTO summaries (id, session_id, kind, depth, level_used, text, token_count, "
         "first_seq, last_seq, message_count, model, created_at) "
@@ -74,7 +65,7 @@ def commit_summary(conn: sqlite3.Connection, session_id: str, s: NewSummary) -> 
         "INSERT INTO summary_sources (summary_id, ord, source_kind, source_id) VALUES (?, ?, ?, ?)",
         [(s.id, i, source_kind, ref) for i, ref in enumerate(s.sources)],
     )
-    positions = [items[i][0] for i in range(start, start + len(wanted))]
+    positions = [items[i][0] for i in range(start, start + len(s.sources))]
     conn.executemany(
         "DELETE FROM context_items WHERE session_id = ? AND position = ?",
         [(session_id, p) for p in positions],

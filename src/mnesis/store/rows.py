@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from mnesis.errors import StaleContextError
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import Message, MessagePart, MessageWithParts, TokenUsage, ToolPart
 from mnesis.store.base import (
@@ -20,6 +21,7 @@ from mnesis.store.base import (
     PRUNED_MARKER_TOKENS,
     ContextEntry,
     NewMessage,
+    NewSummary,
     SessionRecord,
     SummaryRecord,
     merge_tool_result,
@@ -218,3 +220,18 @@ def context_entries_from_rows(
                 )
             )
     return entries
+
+
+def span_start(items: Sequence[Sequence[Any]], summary: NewSummary, session_id: str) -> int:
+    """Where the summary's sources stand as one contiguous run in the context view
+    (rows of position, kind, ref_id); ``StaleContextError`` if they no longer do."""
+    kind = "message" if summary.kind == "leaf" else "summary"
+    refs = [(row[1], row[2]) for row in items]
+    wanted = [(kind, ref) for ref in summary.sources]
+    for i in range(len(refs) - len(wanted) + 1):
+        if refs[i : i + len(wanted)] == wanted:
+            return i
+    raise StaleContextError(
+        f"the items summary {summary.id} would replace are no longer a contiguous run of the "
+        f"context of session {session_id}"
+    )
