@@ -77,6 +77,24 @@ def test_grep_expand_export_verify(demo_db: tuple[Path, str], tmp_path: Path) ->
     assert f"{sid}: ok" in mnesis("verify", sid, db=db).stdout
 
 
+def test_export_into_a_pipe_closed_early_exits_0(demo_db: tuple[Path, str]) -> None:
+    # `mnesis export ID | head -1`: the reader leaving is not an error.
+    db, sid = demo_db
+    env = {**os.environ, "MNESIS_MOCK_LLM": "1", "MNESIS_DB_URL": str(db)}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "mnesis", "export", sid, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert writer.stdout is not None and writer.stderr is not None
+    assert writer.stdout.readline()  # read one line, then hang up
+    writer.stdout.close()
+    assert writer.wait(timeout=120) == 0
+    assert writer.stderr.read() == b""
+    writer.stderr.close()
+
+
 def test_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
     missing = mnesis("show", "sess_nope", db=db, ok=False)

@@ -263,3 +263,20 @@ async def test_map_completed_is_published_even_when_the_consumer_stops_early() -
         break
     await stream.aclose()
     assert events[0] == "map.started" and events[-1] == "map.completed"
+
+
+async def test_llm_map_fails_a_prompt_too_big_for_the_model_without_calling_it() -> None:
+    calls = 0
+
+    def handler(request: LLMRequest) -> str:
+        nonlocal calls
+        calls += 1
+        return '{"label": "ok", "score": 1.0}'
+
+    op = LLMMap(model="ollama/llama3", provider=MockProvider(handler))  # an 8,192-token window
+    batch = await op.run_all(["short", "word " * 10_000], "Review: {{ item }}", Sentiment)
+    small, big = batch.results
+    assert small.success and calls == 1
+    assert not big.success and big.attempts == 0
+    assert big.error_kind == "validation"
+    assert "8,192 input tokens" in (big.error or "")

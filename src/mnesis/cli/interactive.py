@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 from typing import Any
 
@@ -20,6 +19,7 @@ from mnesis import (
     MockReply,
     SessionNotFoundError,
 )
+from mnesis.llm import mock_mode
 from mnesis.llm.base import LLMRequest
 
 out = Console(highlight=False, soft_wrap=True)
@@ -167,7 +167,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
             raise SessionNotFoundError(args.session_id)
         model = known[args.session_id]
     provider = None
-    if os.environ.get("MNESIS_MOCK_LLM", "").lower() in {"1", "true", "yes", "on"}:
+    if mock_mode():
         provider = MockProvider(chunks=8)
         out.print("[yellow]MNESIS_MOCK_LLM is set: using the mock model[/yellow]", markup=True)
     elif not _has_key(model):

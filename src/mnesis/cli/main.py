@@ -371,15 +371,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="mnesis: model")
     try:
         code: int = asyncio.run(args.handler(args))
+    except BrokenPipeError:  # e.g. `mnesis export ID | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 0
     except (MnesisError, OSError) as exc:
         _error(f"mnesis: error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # e.g. `mnesis export ID | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
     return code
 
 

@@ -124,6 +124,12 @@ def resolve_limits(model: str, overrides: dict[str, Any] | None = None) -> Model
     )
 
 
+def known_input_window(model: str) -> int | None:
+    """The input window litellm's table gives ``model``, or None when it does not know it."""
+    entry = _lookup(model)  # only entries that give a window
+    return None if entry is None else int(entry.get("max_input_tokens") or entry["max_tokens"])
+
+
 def usable_context(limits: ModelLimits, config: MnesisConfig) -> int:
     """Tokens left for the assembled context; raises ConfigError when none are left."""
     budget = config.compaction.compaction_output_budget

@@ -18,15 +18,57 @@ from mnesis.errors import LLMError, LLMPermanentError, LLMTransientError
 from mnesis.llm.base import LLMRequest, StreamChunk, ToolCallDelta
 from mnesis.models.message import TokenUsage
 
-_TRANSIENT = (
-    "RateLimitError",
-    "InternalServerError",
-    "ServiceUnavailableError",
-    "BadGatewayError",
-    "Timeout",
-    "APIConnectionError",
-    "APITimeoutError",
-)
+_T, _P = LLMTransientError, LLMPermanentError
+_BY_STATUS = None  # a generic class: 5xx and 429 are transient, the rest permanent
+
+# Every exception class litellm exposes (a test fails when litellm adds one that is
+# not here), plus the openai SDK and httpx classes that can escape it. Looked up by
+# class name along the exception's MRO, so the most specific entry wins.
+LITELLM_ERRORS: dict[str, type[LLMError] | None] = {
+    # litellm.exceptions: worth retrying
+    "RateLimitError": _T,
+    "InternalServerError": _T,
+    "ServiceUnavailableError": _T,
+    "BadGatewayError": _T,
+    "MidStreamFallbackError": _T,
+    "Timeout": _T,
+    "APIConnectionError": _T,
+    # litellm.exceptions: the request itself is wrong, refused or unaffordable
+    "AuthenticationError": _P,
+    "PermissionDeniedError": _P,
+    "NotFoundError": _P,
+    "BadRequestError": _P,
+    "InvalidRequestError": _P,
+    "UnprocessableEntityError": _P,
+    "ContextWindowExceededError": _P,
+    "ContentPolicyViolationError": _P,
+    "RejectedRequestError": _P,
+    "PaymentRequiredError": _P,
+    "BudgetExceededError": _P,
+    "UnsupportedParamsError": _P,
+    "LiteLLMUnknownProvider": _P,
+    "ModelNotMappedError": _P,
+    "ImageFetchError": _P,
+    "VectorStoreSearchError": _P,
+    "APIResponseValidationError": _P,
+    "JSONSchemaValidationError": _P,
+    "GuardrailRaisedException": _P,
+    "BlockedPiiEntityError": _P,
+    "ModifyResponseException": _P,
+    "SensitiveDataRouteException": _P,
+    # litellm.exceptions: generic, the status code decides
+    "APIError": _BY_STATUS,
+    "APIStatusError": _BY_STATUS,
+    "OpenAIError": _BY_STATUS,
+    "MockException": _BY_STATUS,
+    # the openai SDK and httpx underneath
+    "APITimeoutError": _T,
+    "TimeoutException": _T,
+    "ConnectError": _T,
+    "ReadError": _T,
+    "WriteError": _T,
+    "RemoteProtocolError": _T,
+}
 
 
 def import_litellm() -> Any:
@@ -42,17 +84,23 @@ def translate_error(exc: Exception) -> LLMError:
     """Map a litellm (or openai/httpx) exception to a mnesis LLMError."""
     if isinstance(exc, LLMError):
         return exc
-    names = {cls.__name__ for cls in type(exc).__mro__}
     try:
         message = str(exc).strip() or type(exc).__name__
     except Exception:  # some SDK exceptions fail in __str__ when half-built
         message = type(exc).__name__
     if len(message) > 2000:
         message = message[:2000] + "…"
-    status = getattr(exc, "status_code", None)
-    if names & set(_TRANSIENT) or (isinstance(status, int) and (status >= 500 or status == 429)):
-        return LLMTransientError(message, provider_error=type(exc).__name__)
-    return LLMPermanentError(message, provider_error=type(exc).__name__)
+    kind = _by_status(getattr(exc, "status_code", None))
+    for cls in type(exc).__mro__:
+        if cls.__name__ in LITELLM_ERRORS:
+            kind = LITELLM_ERRORS[cls.__name__] or kind
+            break
+    return kind(message, provider_error=type(exc).__name__)
+
+
+def _by_status(status: object) -> type[LLMError]:
+    transient = isinstance(status, int) and (status >= 500 or status == 429)
+    return LLMTransientError if transient else LLMPermanentError
 
 
 def _get(obj: Any, name: str) -> Any:

@@ -21,6 +21,7 @@ from mnesis.errors import InvalidInputError, LLMError
 from mnesis.events.bus import EventBus, MnesisEvent
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.base import LLMRequest, complete
+from mnesis.llm.limits import known_input_window
 from mnesis.llm.mock import SCHEMA_MARKER
 from mnesis.llm.retry import as_llm_error, backoff_delay
 from mnesis.models.config import OperatorConfig, RetryConfig
@@ -112,7 +113,9 @@ class LLMMap:
 
     Args:
         config: Concurrency and retries (``OperatorConfig``).
-        estimator: Token estimator (reserved for budgeting prompts).
+        estimator: Counts each rendered prompt (default: the model's tokenizer); an
+            item whose prompt cannot fit the model's input window fails up front,
+            without a model call.
         event_bus: Publish ``MAP_*`` events here.
         model: Default model for :meth:`run`.
         provider: Model backend; default litellm (the mock under ``MNESIS_MOCK_LLM=1``).
@@ -170,6 +173,9 @@ class LLMMap:
         items, total, digest = open_inputs(inputs)
         provider = self.provider or default_provider()
         instruction = f"\n\n{SCHEMA_MARKER}\n{json.dumps(schema.json_schema)}"
+        estimator = self.estimator or TokenEstimator(chosen)
+        window = known_input_window(chosen)
+        system_tokens = estimator.estimate_message(system_prompt) if system_prompt else 0
         started = time.perf_counter()
         self._publish(
             MnesisEvent.MAP_STARTED, {"operator": "llm_map", "total": total or 0, "model": chosen}
@@ -189,6 +195,20 @@ class LLMMap:
                         index=index,
                     )
                 )
+            if window is not None:
+                size = system_tokens + estimator.estimate_message(prompt)
+                if size > window:
+                    return self._done(
+                        MapResult(
+                            input=item,
+                            success=False,
+                            error=f"the prompt is {size:,} tokens; {chosen} accepts "
+                            f"{window:,} input tokens",
+                            error_kind="validation",
+                            attempts=0,
+                            index=index,
+                        )
+                    )
             messages: list[dict[str, Any]] = []
             if system_prompt:
                 messages.append({"role": "system", "content": system_prompt})
