@@ -92,7 +92,7 @@ from mnesis.store import (
     release_store,
     resolve_db_url,
 )
-from mnesis.store.sqlite import config_json
+from mnesis.store import config_json
 from mnesis.tokens import MESSAGE_OVERHEAD, TokenEstimator
 
 logger = logging.getLogger("mnesis.session")

@@ -301,7 +301,7 @@ async def test_long_bodies_stay_searchable_across_chunks(pg_database: str, build
 
 
 def test_index_words_follow_sqlites_tokenizer() -> None:
-    from mnesis.store._pg_text import tsquery, words
+    from mnesis.store.postgres.text import tsquery, words
 
     assert words("Héllo /data/report.csv foo_bar-baz 42x") == [
         "hello",

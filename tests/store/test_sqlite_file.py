@@ -190,7 +190,8 @@ async def test_a_new_migration_is_applied_once_to_an_existing_database(
         "INSERT INTO notes (body) VALUES ('migrated');\n",
     )
     monkeypatch.setattr(
-        "mnesis.store.sqlite.load_migrations", lambda backend: [*load_migrations(backend), extra]
+        "mnesis.store.sqlite.migrate.load_migrations",
+        lambda backend: [*load_migrations(backend), extra],
     )
 
     for _ in range(2):
@@ -219,7 +220,8 @@ async def test_a_failing_migration_leaves_nothing_half_applied(
         "CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n",
     )
     monkeypatch.setattr(
-        "mnesis.store.sqlite.load_migrations", lambda backend: [*load_migrations(backend), broken]
+        "mnesis.store.sqlite.migrate.load_migrations",
+        lambda backend: [*load_migrations(backend), broken],
     )
 
     store = SQLiteStore(db)

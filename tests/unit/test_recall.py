@@ -264,7 +264,7 @@ def test_a_version_1_database_gains_a_search_index_on_upgrade(tmp_path: Path) ->
     import asyncio
 
     from mnesis.store.migrations import load_migrations
-    from mnesis.store.sqlite import _split_statements
+    from mnesis.store.sqlite.migrate import split_statements
 
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
@@ -272,7 +272,7 @@ def test_a_version_1_database_gains_a_search_index_on_upgrade(tmp_path: Path) ->
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
         " applied_at REAL NOT NULL)"
     )
-    for statement in _split_statements(load_migrations("sqlite")[0].sql):
+    for statement in split_statements(load_migrations("sqlite")[0].sql):
         conn.execute(statement)
     conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial', 0)")
     conn.execute(

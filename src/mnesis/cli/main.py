@@ -14,7 +14,6 @@ import os
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,12 +25,12 @@ from mnesis import (
     MessageWithParts,
     MnesisError,
     MnesisSession,
+    StoreConfig,
     TextPart,
     ToolPart,
     __version__,
 )
-from mnesis.store import is_postgres_url
-from mnesis.store.postgres import redact_url
+from mnesis.store import describe_location, resolve_db_url
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -259,11 +258,7 @@ def _write_private(path: str, text: str) -> None:
 
 
 def _database_file(db: str | None) -> tuple[str, int | None]:
-    url = db or os.environ.get("MNESIS_DB_URL") or "~/.mnesis/sessions.db"
-    if is_postgres_url(url):
-        return redact_url(url), None  # a server database: no file, never the password
-    path = Path(os.path.expanduser(url.removeprefix("sqlite:///")))
-    return str(path), path.stat().st_size if path.exists() else None
+    return describe_location(resolve_db_url(db, StoreConfig()))
 
 
 async def cmd_stats(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from mnesis.errors import SchemaVersionError
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -29,3 +31,12 @@ def load_migrations(backend: str) -> list[Migration]:
     if numbers != list(range(1, len(found) + 1)):
         raise RuntimeError(f"{backend} migrations must be numbered 1..n without gaps: {numbers}")
     return found
+
+
+def refuse_newer(where: str, current: int, latest: int) -> None:
+    """``SchemaVersionError`` when the database was migrated by a newer mnesis."""
+    if current > latest:
+        raise SchemaVersionError(
+            f"database {where} has schema version {current}, newer than this "
+            f"mnesis understands ({latest}); upgrade mnesis"
+        )

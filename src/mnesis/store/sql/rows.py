@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from mnesis.errors import StaleContextError
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import Message, MessagePart, MessageWithParts, TokenUsage, ToolPart
-from mnesis.store.base import (
+from mnesis.store.records import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
     ContextEntry,

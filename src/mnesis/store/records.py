@@ -1,0 +1,203 @@
+"""The values a store takes and gives back, and the text it indexes.
+
+Records are plain frozen dataclasses so every layer can build and read them
+without knowing a backend; :mod:`mnesis.store.base` says what a store does with them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mnesis.models.message import (
+    FileRefPart,
+    MessagePart,
+    MessageStatus,
+    MessageWithParts,
+    Role,
+    TokenUsage,
+    ToolPart,
+    ToolStatus,
+)
+
+# What the context shows instead of a pruned tool output (the original stays stored).
+PRUNED_MARKER = "[tool output pruned from the context to save space; the original is kept]"
+PRUNED_MARKER_TOKENS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session's row: identity, settings and running counters."""
+
+    id: str
+    model: str
+    agent: str
+    parent_id: str | None
+    system_prompt: str
+    config_json: str
+    created_at: float
+    updated_at: float = 0.0
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+    turn_count: int = 0
+    context_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewPart:
+    """A part to append, with its token count computed once by the caller."""
+
+    part: MessagePart
+    token_count: int
+    result_token_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append."""
+
+    id: str
+    role: Role
+    parts: tuple[NewPart, ...]
+    created_at: float
+    model: str | None = None
+    status: MessageStatus = MessageStatus.COMPLETE
+    finish_reason: str | None = None
+    error: str | None = None
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+
+    @property
+    def token_count(self) -> int:
+        return sum(p.token_count + p.result_token_count for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The result of one tool call, filled into the call's empty result slot once."""
+
+    tool_call_id: str
+    output: str | None
+    error: str | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextEntry:
+    """One item of the active context, as the assembler needs it.
+
+    A summary entry has one ``TextPart`` holding the rendered summary and
+    ``summary`` set; a message entry's pruned tool outputs already carry their
+    tombstone text.
+    """
+
+    kind: Literal["message", "summary"]
+    ref_id: str
+    role: Role
+    parts: tuple[MessagePart, ...]
+    part_tokens: tuple[int, ...]
+    pinned: bool = False
+    seq: int = 0
+    summary: SummaryRecord | None = None
+
+    @property
+    def token_count(self) -> int:
+        return sum(self.part_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSummary:
+    """A summary node to commit: a leaf covers messages, a condensed node covers summaries.
+
+    ``sources`` are the ids of the context items it replaces, in order; they
+    must be contiguous in the session's context view.
+    """
+
+    id: str
+    kind: Literal["leaf", "condensed"]
+    depth: int
+    level_used: int
+    text: str
+    token_count: int
+    sources: tuple[str, ...]
+    first_seq: int
+    last_seq: int
+    message_count: int
+    created_at: float
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A stored summary node."""
+
+    id: str
+    session_id: str
+    kind: Literal["leaf", "condensed"]
+    depth: int
+    level_used: int
+    text: str
+    token_count: int
+    first_seq: int
+    last_seq: int
+    message_count: int
+    created_at: float
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    """What an append did: sequence numbers given and the context versions around it."""
+
+    seqs: tuple[int, ...]
+    version_before: int
+    version_after: int
+    message_ids: tuple[str, ...] = ()
+
+
+def searchable_text(part: MessagePart) -> str:
+    """What the full-text index holds for a part (its tool result is indexed apart)."""
+    if isinstance(part, ToolPart):
+        return f"{part.tool_name} {json.dumps(part.input, ensure_ascii=False, default=str)}"
+    if isinstance(part, FileRefPart):
+        return f"{part.path} {part.content_id} {part.exploration_summary}"
+    return part.text
+
+
+def message_text(message: MessageWithParts) -> str:
+    """A message's whole searchable text: parts, tool calls and their results, in order."""
+    chunks = []
+    for part in message.parts:
+        chunks.append(searchable_text(part))
+        if isinstance(part, ToolPart) and part.has_result:
+            chunks.append(
+                part.output if part.output is not None else f"Error: {part.error_message}"
+            )
+    return "\n".join(chunks)
+
+
+def merge_tool_result(
+    part: MessagePart,
+    output: str | None,
+    error: str | None,
+    status: str | None,
+    *,
+    pruned: bool = False,
+) -> MessagePart:
+    """A stored tool call with its result slot and tombstone mark applied."""
+    if not isinstance(part, ToolPart) or status is None:
+        return part
+    return part.model_copy(
+        update={
+            "output": output,
+            "error_message": error,
+            "status": ToolStatus(status),
+            "pruned": pruned,
+        }
+    )
+
+
+def config_json(data: dict[str, Any]) -> str:
+    """Deterministic JSON used for stored configuration."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,134 @@
+"""Where a session's store lives, and one open store per database per process.
+
+:func:`acquire_store` hands out one open store per database, reference-counted,
+so many sessions on one file share a connection and its writer thread;
+:func:`release_store` closes it when the last user is done. The URL's scheme
+picks the backend: ``postgresql://`` (or ``postgres://``) opens a
+:class:`PostgresStore`, shared per URL and event loop (a pool belongs to the
+loop that made it); a path or ``sqlite:///path`` opens a :class:`SQLiteStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+from mnesis.errors import ConfigError
+from mnesis.models.config import StoreConfig
+from mnesis.store.base import Store
+from mnesis.store.postgres import PostgresStore, redact_url
+from mnesis.store.sqlite import SQLiteStore
+
+ENV_VAR = "MNESIS_DB_URL"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def resolve_db_url(db_path: str | os.PathLike[str] | None, store: StoreConfig) -> str:
+    """Which database to use: ``db_path``, else ``StoreConfig.url``, else an explicit
+    ``StoreConfig.db_path``, else ``$MNESIS_DB_URL``, else ``~/.mnesis/sessions.db``."""
+    if db_path is not None:
+        return os.fspath(db_path)
+    if store.url:
+        return store.url
+    if "db_path" in store.model_fields_set:
+        return store.db_path
+    return os.environ.get(ENV_VAR) or store.db_path
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database."""
+    return url.strip().lower().startswith(_POSTGRES_SCHEMES)
+
+
+def _sqlite_path(url: str) -> str | None:
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :] or None
+    if url.startswith("sqlite://"):
+        return None
+    if "://" in url:
+        return None
+    return url
+
+
+def describe_location(url: str) -> tuple[str, int | None]:
+    """Where ``url`` points, fit to show: ``(file path or URL without password,
+    the file's size in bytes or None)``."""
+    if is_postgres_url(url):
+        return redact_url(url.strip()), None  # a server database: no file, no password
+    path = _sqlite_path(url)
+    if path is None or path == ":memory:":
+        return url, None
+    file = Path(os.path.expanduser(path))
+    return str(file), file.stat().st_size if file.exists() else None
+
+
+_stores: dict[str, tuple[Store, int]] = {}
+_guard = threading.Lock()  # guards the dict only; never held across an await
+
+
+def _key(url: str) -> str:
+    if is_postgres_url(url):
+        return f"{url.strip()}#loop={id(asyncio.get_running_loop())}"
+    path = _sqlite_path(url)
+    if path is not None and path != ":memory:":
+        return "sqlite:" + str(Path(os.path.expanduser(path)).resolve())
+    return url
+
+
+async def _open(url: str, config: StoreConfig) -> Store:
+    """A newly opened store for ``url``, the backend picked by its scheme."""
+    if is_postgres_url(url):
+        return await PostgresStore(url.strip(), timeout=config.connection_timeout).open()
+    path = _sqlite_path(url)
+    if path is None:
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:///path "
+            "or postgresql://...)"
+        )
+    return await SQLiteStore(
+        os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
+        wal_mode=config.wal_mode,
+        timeout=config.connection_timeout,
+    ).open()
+
+
+async def acquire_store(url: str, config: StoreConfig) -> Store:
+    """An open store for ``url``, shared with other sessions of this process."""
+    if not url or not url.strip():
+        raise ConfigError("store.db_path must not be empty")
+    key = _key(url)
+    with _guard:
+        if key in _stores:
+            store, count = _stores[key]
+            if store.serves_running_loop():
+                _stores[key] = (store, count + 1)
+                return store
+            del _stores[key]  # a pool of a finished event loop (its id was reused)
+    new = await _open(url, config)
+    if not is_postgres_url(url) and _sqlite_path(url) == ":memory:":
+        return new  # private to its user: nothing to share
+    with _guard:
+        if key in _stores:  # another task opened it meanwhile: share theirs
+            store, count = _stores[key]
+            _stores[key] = (store, count + 1)
+        else:
+            _stores[key] = (new, 1)
+            return new
+    await new.close()
+    return store
+
+
+async def release_store(store: Store) -> None:
+    """Give back a store from :func:`acquire_store`; the last release closes it."""
+    with _guard:
+        for key, (held, count) in list(_stores.items()):
+            if held is store:
+                if count > 1:
+                    _stores[key] = (held, count - 1)
+                    return
+                del _stores[key]
+                break
+    await store.close()

@@ -1,0 +1,181 @@
+"""The public store API, once, over the shared algorithms.
+
+:class:`SQLBackend` turns each :class:`~mnesis.store.base.Store` method into an
+algorithm from this package and hands it to the backend to run: ``_write`` in
+one write transaction, ``_read`` as a read. A backend supplies only those two,
+its dialect, opening and closing, and its compaction lock (SQLite leases a row,
+PostgreSQL takes an advisory lock).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
+
+from mnesis.models.info import SessionInfo
+from mnesis.models.message import FileRefPart, MessageWithParts, TokenUsage
+from mnesis.models.results import TurnSnapshot
+from mnesis.store.records import (
+    AppendOutcome,
+    ContextEntry,
+    NewMessage,
+    NewSummary,
+    SessionRecord,
+    SummaryRecord,
+    ToolResult,
+)
+from mnesis.store.sql import file_refs, log, map_runs, reads, summary_dag
+from mnesis.store.sql.statements import Dialect, Steps
+from mnesis.store.sql.verify import verify
+
+T = TypeVar("T")
+
+
+class SQLBackend(ABC):
+    """Every :class:`~mnesis.store.base.Store` method, run through ``_write`` / ``_read``."""
+
+    url: str
+    dialect: Dialect
+
+    @abstractmethod
+    async def _write(self, steps: Steps[T]) -> T:
+        """Run ``steps`` in one write transaction (all or nothing)."""
+
+    @abstractmethod
+    async def _read(self, steps: Steps[T]) -> T:
+        """Run ``steps``, which only read."""
+
+    @abstractmethod
+    def compaction_lock(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        """Try to become the only compactor of a session (see the protocol)."""
+
+    @abstractmethod
+    def serves_running_loop(self) -> bool:
+        """Whether the store may be used from the running event loop."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection; further calls fail."""
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return await self._read(reads.schema_version())
+
+    # -- the log -----------------------------------------------------------------
+
+    async def create_session(self, record: SessionRecord) -> None:
+        await self._write(log.create_session(record))
+
+    async def get_session(self, session_id: str) -> SessionRecord:
+        return await self._read(log.get_session(session_id))
+
+    async def list_sessions(self, session_id: str | None = None) -> list[SessionInfo]:
+        return await self._read(reads.list_sessions(session_id))
+
+    async def append(
+        self,
+        session_id: str,
+        messages: tuple[NewMessage, ...],
+        *,
+        usage: TokenUsage | None = None,
+        cost: float = 0.0,
+        snapshot: TurnSnapshot | None = None,
+    ) -> AppendOutcome:
+        steps = log.append(self.dialect, session_id, messages, usage, cost, snapshot)
+        return await self._write(steps)
+
+    async def fill_tool_results(
+        self, session_id: str, results: tuple[ToolResult, ...]
+    ) -> AppendOutcome:
+        log.check_results(results)
+        return await self._write(log.fill_tool_results(self.dialect, session_id, results))
+
+    async def get_messages(self, session_id: str) -> list[MessageWithParts]:
+        return await self._read(reads.get_messages(session_id))
+
+    async def get_message(self, message_id: str) -> MessageWithParts:
+        return await self._read(reads.get_message(message_id))
+
+    async def context_entries(self, session_id: str) -> tuple[int, list[ContextEntry]]:
+        return await self._read(reads.context_entries(session_id))
+
+    async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
+        return await self._read(reads.snapshots(session_id))
+
+    async def verify(self, session_id: str | None = None) -> list[str]:
+        return await self._read(verify(session_id))
+
+    # -- the summary DAG -----------------------------------------------------------
+
+    async def commit_summary(self, session_id: str, summary: NewSummary) -> AppendOutcome:
+        return self._versions(await self._write(summary_dag.commit_summary(session_id, summary)))
+
+    async def prune_tool_outputs(
+        self, session_id: str, tool_call_ids: tuple[str, ...]
+    ) -> AppendOutcome:
+        steps = summary_dag.prune_tool_outputs(session_id, tool_call_ids)
+        return self._versions(await self._write(steps))
+
+    async def pin(self, session_id: str, message_id: str) -> AppendOutcome:
+        return self._versions(await self._write(summary_dag.pin(session_id, message_id)))
+
+    @staticmethod
+    def _versions(before_after: tuple[int, int]) -> AppendOutcome:
+        return AppendOutcome((), *before_after)
+
+    async def is_pinned(self, session_id: str, message_id: str) -> bool:
+        return await self._read(summary_dag.is_pinned(session_id, message_id))
+
+    async def get_summary(self, summary_id: str) -> SummaryRecord:
+        return await self._read(summary_dag.get_summary(summary_id))
+
+    async def summary_sources(self, summary_id: str) -> list[tuple[str, str]]:
+        return await self._read(summary_dag.summary_sources(summary_id))
+
+    async def covering_summaries(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> dict[str, str]:
+        return await self._read(summary_dag.covering_summaries(session_id, message_ids))
+
+    async def summary_message_ids(self, summary_id: str) -> list[str]:
+        return await self._read(summary_dag.summary_message_ids(summary_id))
+
+    async def parent_of(self, node_id: str) -> str | None:
+        return await self._read(summary_dag.parent_of(node_id))
+
+    # -- recall ----------------------------------------------------------------------
+
+    async def search(
+        self, session_id: str, terms: tuple[str, ...], *, after: int = 0, limit: int = 200
+    ) -> list[tuple[int, str]]:
+        return await self._read(reads.search(self.dialect, session_id, terms, after, limit))
+
+    async def scan_messages(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 200
+    ) -> list[MessageWithParts]:
+        return await self._read(reads.scan_messages(session_id, after_seq, limit))
+
+    async def get_messages_by_id(
+        self, session_id: str, message_ids: tuple[str, ...]
+    ) -> list[MessageWithParts]:
+        return await self._read(reads.get_messages_by_id(session_id, message_ids))
+
+    # -- file references and operator runs ---------------------------------------
+
+    async def get_file_ref(self, content_id: str) -> FileRefPart | None:
+        return await self._read(file_refs.get_file_ref(content_id))
+
+    async def put_file_ref(self, part: FileRefPart, size_bytes: int) -> None:
+        await self._write(file_refs.put_file_ref(part, size_bytes))
+
+    async def start_map_run(self, run_id: str, operator: str, fingerprint: str) -> dict[int, str]:
+        return await self._write(map_runs.start_map_run(run_id, operator, fingerprint))
+
+    async def set_map_item(
+        self, run_id: str, index: int, status: str, result_json: str | None = None
+    ) -> None:
+        await self._write(map_runs.set_map_item(run_id, index, status, result_json))
+
+    async def map_results(self, run_id: str) -> list[tuple[int, str, str | None]]:
+        return await self._read(map_runs.map_results(run_id))

@@ -1,0 +1,240 @@
+"""The log itself: sessions, appending messages, filling tool results.
+
+Every write first locks the session's row (``FOR NO KEY UPDATE`` on
+PostgreSQL, which conflicts with itself but not with foreign-key checks of
+rows that merely refer to the session; SQLite's ``BEGIN IMMEDIATE`` already
+holds the file's write lock), so writers of one session queue up and never
+hand out the same sequence number or context position.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mnesis.errors import SessionNotFoundError, ToolResultError
+from mnesis.models.message import TokenUsage, ToolPart, part_to_json
+from mnesis.models.results import TurnSnapshot
+from mnesis.store.records import (
+    AppendOutcome,
+    NewMessage,
+    SessionRecord,
+    ToolResult,
+    searchable_text,
+)
+from mnesis.store.sql.rows import (
+    INSERT_MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    message_params,
+    session_from_row,
+)
+from mnesis.store.sql.statements import (
+    Dialect,
+    Steps,
+    execute,
+    many,
+    one,
+    value,
+)
+
+
+def lock_session(session_id: str) -> Steps[int]:
+    """Lock the session's row for this transaction; its context version."""
+    version = yield value(
+        "SELECT context_version FROM sessions WHERE id = ? FOR NO KEY UPDATE", session_id
+    )
+    if version is None:
+        raise SessionNotFoundError(session_id)
+    return int(version)
+
+
+def bump_version(session_id: str, now: float) -> Steps[None]:
+    """The context view changed: a new version."""
+    yield execute(
+        "UPDATE sessions SET context_version = context_version + 1, updated_at = ? WHERE id = ?",
+        now,
+        session_id,
+    )
+
+
+def create_session(r: SessionRecord) -> Steps[None]:
+    """Insert a session whose parent, if any, exists."""
+    if r.parent_id is not None:
+        found = yield value("SELECT 1 FROM sessions WHERE id = ?", r.parent_id)
+        if found is None:
+            raise SessionNotFoundError(r.parent_id)
+    yield execute(
+        "INSERT INTO sessions (id, parent_id, agent, model, system_prompt, config_json, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        r.id,
+        r.parent_id,
+        r.agent,
+        r.model,
+        r.system_prompt,
+        r.config_json,
+        r.created_at,
+        r.created_at,
+    )
+
+
+def get_session(session_id: str) -> Steps[SessionRecord]:
+    """The session's row."""
+    row = yield one(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", session_id)  # noqa: S608
+    if row is None:
+        raise SessionNotFoundError(session_id)
+    return session_from_row(row)
+
+
+def append(
+    d: Dialect,
+    session_id: str,
+    messages: tuple[NewMessage, ...],
+    usage: TokenUsage | None,
+    cost: float,
+    snapshot: TurnSnapshot | None,
+) -> Steps[AppendOutcome]:
+    """Append messages (complete ones join the context view) and the turn's bookkeeping."""
+    now = time.time()
+    before = yield from lock_session(session_id)
+    last = yield one(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?), "
+        "(SELECT COALESCE(MAX(position), 0) FROM context_items WHERE session_id = ?)",
+        session_id,
+        session_id,
+    )
+    seq, position = int(last[0]), int(last[1])
+    seqs: list[int] = []
+    joined: list[tuple[str, int, str]] = []
+    for msg in messages:
+        seq += 1
+        seqs.append(seq)
+        yield from insert_message(d, session_id, seq, msg)
+        if msg.status == "complete":
+            position += 1
+            joined.append((session_id, position, msg.id))
+    if joined:
+        yield many(
+            "INSERT INTO context_items (session_id, position, kind, ref_id) "
+            "VALUES (?, ?, 'message', ?)",
+            joined,
+        )
+    u = usage or TokenUsage()
+    yield execute(
+        "UPDATE sessions SET updated_at = ?, input_tokens = input_tokens + ?, "
+        "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
+        "cache_write_tokens = cache_write_tokens + ?, total_tokens = total_tokens + ?, "
+        "cost = cost + ?, turn_count = turn_count + ?, "
+        "context_version = context_version + ? WHERE id = ?",
+        now,
+        u.input,
+        u.output,
+        u.cache_read,
+        u.cache_write,
+        u.effective_total() if usage is not None else 0,
+        cost,
+        1 if snapshot is not None else 0,
+        1 if joined else 0,
+        session_id,
+    )
+    if snapshot is not None:
+        yield execute(
+            "INSERT INTO turns (session_id, turn_index, snapshot_json, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            session_id,
+            snapshot.turn_index,
+            snapshot.model_dump_json(),
+            now,
+        )
+    return AppendOutcome(tuple(seqs), before, before + (1 if joined else 0))
+
+
+def insert_message(d: Dialect, session_id: str, seq: int, msg: NewMessage) -> Steps[None]:
+    """One message row, its parts, and their full-text index entries."""
+    yield execute(
+        f"INSERT INTO messages ({INSERT_MESSAGE_COLUMNS}) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        *message_params(session_id, seq, msg),
+    )
+    for idx, new in enumerate(msg.parts):
+        part = new.part
+        tool = part if isinstance(part, ToolPart) else None
+        call = (
+            part
+            if tool is None
+            else tool.model_copy(update={"output": None, "error_message": None})
+        )
+        part_id = yield value(
+            "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
+            "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
+            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            msg.id,
+            session_id,
+            idx,
+            part.type,
+            part_to_json(call),
+            new.token_count,
+            tool.tool_call_id if tool is not None else None,
+            str(tool.status) if tool is not None else None,
+            tool.output if tool is not None else None,
+            tool.error_message if tool is not None else None,
+            new.result_token_count,
+            msg.created_at if tool is not None and tool.has_result else None,
+        )
+        bodies = [(int(part_id) * 2, searchable_text(part))]
+        if tool is not None and tool.has_result:
+            result = tool.output if tool.output is not None else tool.error_message
+            bodies.append((int(part_id) * 2 + 1, result or ""))
+        yield d.index(session_id, bodies)
+
+
+def check_results(results: tuple[ToolResult, ...]) -> None:
+    """``ToolResultError`` for results no store may take (before any transaction)."""
+    if not results:
+        raise ToolResultError("no tool results given")
+    for result in results:
+        if result.output is None and result.error is None:
+            raise ToolResultError(f"tool call {result.tool_call_id!r}: no output and no error")
+
+
+def fill_tool_results(
+    d: Dialect, session_id: str, results: tuple[ToolResult, ...]
+) -> Steps[AppendOutcome]:
+    """Fill pending tool calls' result slots once each, and index the results."""
+    now = time.time()
+    message_ids: list[str] = []
+    before = yield from lock_session(session_id)
+    for result in results:
+        row = yield one(
+            "SELECT id, message_id, tool_status, "
+            "tool_output IS NOT NULL OR tool_error IS NOT NULL FROM parts "
+            "WHERE session_id = ? AND tool_call_id = ? ORDER BY id DESC LIMIT 1",
+            session_id,
+            result.tool_call_id,
+        )
+        if row is None:
+            raise ToolResultError(
+                f"no tool call with id {result.tool_call_id!r} in session {session_id}"
+            )
+        part_id, message_id, status, has_result = row
+        if status in ("completed", "error") or has_result:
+            raise ToolResultError(f"tool call {result.tool_call_id!r} already has a result")
+        yield execute(
+            "UPDATE parts SET tool_status = ?, tool_output = ?, tool_error = ?, "
+            "result_token_count = ?, completed_at = ? WHERE id = ?",
+            "error" if result.error is not None else "completed",
+            result.output,
+            result.error,
+            result.token_count,
+            now,
+            part_id,
+        )
+        body = result.output if result.output is not None else result.error
+        yield d.index(session_id, [(int(part_id) * 2 + 1, body or "")])
+        yield execute(
+            "UPDATE messages SET token_count = token_count + ? WHERE id = ?",
+            result.token_count,
+            message_id,
+        )
+        if message_id not in message_ids:
+            message_ids.append(message_id)
+    yield from bump_version(session_id, now)
+    return AppendOutcome((), before, before + 1, tuple(message_ids))

@@ -1,0 +1,100 @@
+"""Statements as values, so an algorithm can be written once and run by either driver.
+
+SQL is written in one form: ``?`` placeholders, ``= ANY(?)`` with a list for
+"one of these values", and PostgreSQL's row-lock clauses (``FOR UPDATE``,
+``FOR NO KEY UPDATE``) where a writer must queue behind another. Each
+backend's ``dialect`` module turns that text into what its database reads
+(once per statement text, cached) and drives an algorithm's statements on its
+connection; the :class:`Dialect` object supplies the statements that cannot be
+shared (full-text indexing and search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
+
+T = TypeVar("T")
+
+Fetch = Literal["none", "one", "all", "value", "rowcount", "many"]
+
+
+class Stmt(NamedTuple):
+    """One statement to run and what to send back to the algorithm.
+
+    ``none``: nothing; ``one``: the first row (a tuple) or None; ``all``: every
+    row as tuples; ``value``: the first column of the first row or None;
+    ``rowcount``: how many rows changed; ``many``: run once per tuple of
+    ``params`` (nothing sent back).
+    """
+
+    sql: str
+    params: Sequence[Any] = ()
+    fetch: Fetch = "none"
+
+
+# An algorithm: yields statements, receives each result, returns its outcome.
+Steps = Generator[Stmt, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What an algorithm returned once it yielded its last statement."""
+
+    value: T
+
+
+def step(steps: Steps[T], result: Any) -> Stmt | Outcome[T]:
+    """Send the previous statement's result (None at first): the next statement to run,
+    or the algorithm's outcome. A driver loops on this until it gets an outcome."""
+    try:
+        return steps.send(result)
+    except StopIteration as done:
+        return Outcome(done.value)
+
+
+def execute(sql: str, *params: Any) -> Stmt:
+    """Run for its effect."""
+    return Stmt(sql, params)
+
+
+def one(sql: str, *params: Any) -> Stmt:
+    """The first row, or None."""
+    return Stmt(sql, params, "one")
+
+
+def all_rows(sql: str, *params: Any) -> Stmt:
+    """Every row."""
+    return Stmt(sql, params, "all")
+
+
+def value(sql: str, *params: Any) -> Stmt:
+    """The first column of the first row, or None."""
+    return Stmt(sql, params, "value")
+
+
+def rowcount(sql: str, *params: Any) -> Stmt:
+    """How many rows the statement changed."""
+    return Stmt(sql, params, "rowcount")
+
+
+def many(sql: str, rows: Iterable[Sequence[Any]]) -> Stmt:
+    """Run once per row of parameters."""
+    return Stmt(sql, list(rows), "many")
+
+
+class Dialect(Protocol):
+    """What truly differs between the SQL backends."""
+
+    def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
+        """Add ``(key, text)`` bodies to the session's full-text index.
+
+        A part's own text is keyed ``part_id * 2``, its tool result ``part_id * 2 + 1``.
+        """
+        ...
+
+    def search(self, session_id: str, terms: Sequence[str], after: int, limit: int) -> Stmt | None:
+        """Rows ``(key, message_id)`` of index hits after ``after`` in key order: the
+        terms as a phrase, the last a prefix; None when no query can match."""
+        ...
