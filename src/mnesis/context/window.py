@@ -137,20 +137,38 @@ class ContextWindow:
         self._entries.append(entry)
         self._rendered.append(rendered)
         self._flat.extend(rendered)
-        self._tokens += entry.token_count + MESSAGE_OVERHEAD * len(rendered)
-        self._tool_tokens += _tool_tokens(entry)
-        if entry.summary is not None:
-            self._summary_tokens += entry.token_count + MESSAGE_OVERHEAD
+        self._adjust_totals(entry, len(rendered), 1)
 
-    def replace(self, entry: ContextEntry) -> bool:
-        """Swap in a new version of an entry (same ``ref_id``); False if absent."""
-        position = self._index.get(entry.ref_id)
-        if position is None:
-            return False
-        entries = list(self._entries)
-        entries[position] = entry
-        self.reset(entries)
-        return True
+    def replace(self, *entries: ContextEntry) -> int:
+        """Swap in new versions of entries (same ``ref_id``), re-rendering only those.
+
+        Returns:
+            How many of them were in the window; absent ones are ignored.
+        """
+        by_position = {self._index[e.ref_id]: e for e in entries if e.ref_id in self._index}
+        # Walk from the end so the flat list's offsets are found by counting back
+        # over the few entries after each one (tool results land near the end).
+        rendered_after = 0
+        counted_from = len(self._entries)
+        for position in sorted(by_position, reverse=True):
+            rendered_after += sum(len(r) for r in self._rendered[position + 1 : counted_from])
+            counted_from = position + 1
+            old_entry, old = self._entries[position], self._rendered[position]
+            entry = by_position[position]
+            new = render_entry(entry)
+            start = len(self._flat) - rendered_after - len(old)
+            self._flat[start : start + len(old)] = new
+            self._entries[position], self._rendered[position] = entry, new
+            self._adjust_totals(old_entry, len(old), -1)
+            self._adjust_totals(entry, len(new), 1)
+        return len(by_position)
+
+    def _adjust_totals(self, entry: ContextEntry, rendered: int, sign: int) -> None:
+        """Add (``sign=1``) or remove (``-1``) an entry's tokens from the totals."""
+        self._tokens += sign * (entry.token_count + MESSAGE_OVERHEAD * rendered)
+        self._tool_tokens += sign * _tool_tokens(entry)
+        if entry.summary is not None:
+            self._summary_tokens += sign * (entry.token_count + MESSAGE_OVERHEAD)
 
     def get(self, ref_id: str) -> ContextEntry | None:
         position = self._index.get(ref_id)

@@ -1,0 +1,155 @@
+"""Opening a session: a new one persisted, a stored one resumed, and the parts built.
+
+Both paths settle the model's limits before anything else, so a budget that
+leaves no usable context fails before a store is opened, and both release the
+store again if the session cannot be read or written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from mnesis.events.bus import EventBus
+from mnesis.llm import LLMProvider, default_provider
+from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
+from mnesis.models.config import MnesisConfig
+from mnesis.models.ids import new_id
+from mnesis.models.info import SessionInfo
+from mnesis.session import inputs
+from mnesis.session.core import SessionCore, SessionTotals
+from mnesis.session.live_context import LiveContext
+from mnesis.session.tokens import TokenCounter
+from mnesis.store import (
+    ContextEntry,
+    SessionRecord,
+    Store,
+    acquire_store,
+    config_json,
+    release_store,
+    resolve_db_url,
+)
+
+if TYPE_CHECKING:
+    from mnesis.session.facade import MnesisSession
+
+
+class SessionOpener:
+    """What ``MnesisSession.open()`` returns: ``async with`` it, or ``await`` it."""
+
+    def __init__(self, factory: Callable[[], Awaitable[MnesisSession]]) -> None:
+        self._factory = factory
+        self._session: MnesisSession | None = None
+
+    async def __aenter__(self) -> MnesisSession:
+        self._session = await self._factory()
+        return self._session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def __await__(self) -> Generator[Any, None, MnesisSession]:
+        return self._factory().__await__()
+
+
+async def create_core(
+    *,
+    model: str,
+    agent: str,
+    parent_id: str | None,
+    config: MnesisConfig | None,
+    system_prompt: str,
+    db_path: str | None,
+    provider: LLMProvider | None,
+    event_bus: EventBus | None,
+    session_id: str | None,
+) -> SessionCore:
+    """Persist a new session and build its core."""
+    inputs.check_new_session(model, system_prompt, agent)
+    config = config or MnesisConfig()
+    limits = resolve_limits(model, config.model_overrides)
+    usable = usable_context(limits, config)
+    store = await acquire_store(resolve_db_url(db_path, config.store), config.store)
+    record = SessionRecord(
+        id=session_id or new_id("sess"),
+        model=model,
+        agent=agent,
+        parent_id=parent_id,
+        system_prompt=system_prompt,
+        config_json=config_json(config.model_dump(mode="json", exclude={"store"})),
+        created_at=time.time(),
+    )
+    try:
+        await store.create_session(record)
+    except BaseException:
+        await release_store(store)
+        raise
+    return _build_core(record, store, config, limits, usable, provider, event_bus)
+
+
+async def load_core(
+    session_id: str,
+    config: MnesisConfig | None,
+    db_path: str | None,
+    provider: LLMProvider | None,
+    event_bus: EventBus | None,
+) -> SessionCore:
+    """Read a stored session (its config too, unless given) and build its core."""
+    inputs.check_session_id(session_id)
+    store_config = (config or MnesisConfig()).store
+    store = await acquire_store(resolve_db_url(db_path, store_config), store_config)
+    try:
+        record = await store.get_session(session_id)
+        if config is None:
+            config = MnesisConfig.model_validate(json.loads(record.config_json))
+        limits = resolve_limits(record.model, config.model_overrides)
+        usable = usable_context(limits, config)
+        version, entries = await store.context_entries(session_id)
+    except BaseException:
+        await release_store(store)
+        raise
+    return _build_core(record, store, config, limits, usable, provider, event_bus, entries, version)
+
+
+async def stored_sessions(db_path: str | None, config: MnesisConfig | None) -> list[SessionInfo]:
+    """Every session in a database, newest first."""
+    store_config = (config or MnesisConfig()).store
+    store = await acquire_store(resolve_db_url(db_path, store_config), store_config)
+    try:
+        return await store.list_sessions()
+    finally:
+        await release_store(store)
+
+
+def _build_core(
+    record: SessionRecord,
+    store: Store,
+    config: MnesisConfig,
+    limits: ModelLimits,
+    usable: int,
+    provider: LLMProvider | None,
+    event_bus: EventBus | None,
+    entries: Iterable[ContextEntry] = (),
+    version: int = 0,
+) -> SessionCore:
+    return SessionCore(
+        record=record,
+        store=store,
+        config=config,
+        provider=provider or default_provider(),
+        limits=limits,
+        usable_tokens=usable,
+        bus=event_bus or EventBus(),
+        live=LiveContext(store, record.id, entries, version),
+        counter=TokenCounter(record.model),
+        totals=SessionTotals(record.tokens, record.cost, record.turn_count),
+    )
