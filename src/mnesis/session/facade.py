@@ -131,7 +131,7 @@ class MnesisSession(StoredHistory):
         provider: LLMProvider | None = None,
         event_bus: EventBus | None = None,
         session_id: str | None = None,
-    ) -> SessionOpener:
+    ) -> SessionOpener[MnesisSession]:
         """Create a session for ``async with``; it is closed when the block exits."""
         return SessionOpener(
             lambda: cls.create(

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from mnesis.events.bus import EventBus
 from mnesis.llm import LLMProvider, default_provider
@@ -33,18 +33,22 @@ from mnesis.store import (
     resolve_db_url,
 )
 
-if TYPE_CHECKING:
-    from mnesis.session.facade import MnesisSession
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
 
 
-class SessionOpener:
+S = TypeVar("S", bound=_Closable)
+
+
+class SessionOpener(Generic[S]):
     """What ``MnesisSession.open()`` returns: ``async with`` it, or ``await`` it."""
 
-    def __init__(self, factory: Callable[[], Awaitable[MnesisSession]]) -> None:
+    def __init__(self, factory: Callable[[], Awaitable[S]]) -> None:
         self._factory = factory
-        self._session: MnesisSession | None = None
+        self._session: S | None = None
 
-    async def __aenter__(self) -> MnesisSession:
+    async def __aenter__(self) -> S:
         self._session = await self._factory()
         return self._session
 
@@ -57,7 +61,7 @@ class SessionOpener:
         if self._session is not None:
             await self._session.close()
 
-    def __await__(self) -> Generator[Any, None, MnesisSession]:
+    def __await__(self) -> Generator[Any, None, S]:
         return self._factory().__await__()
 
 
