@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from mnesis.store.postgres.text import tsquery, tsvector_chunks
-from mnesis.store.sql.statements import Steps, Stmt, all_rows, many, step
+from mnesis.store.sql.statements import Steps, Stmt, all_rows, many
 
 T = TypeVar("T")
 
@@ -66,10 +66,13 @@ def numbered_placeholders(sql: str) -> str:
 
 async def run(conn: Any, steps: Steps[T]) -> T:
     """Drive an algorithm to its end on an asyncpg connection; its return value."""
-    item = step(steps, None)
-    while isinstance(item, Stmt):
-        item = step(steps, await _execute(conn, item))
-    return item.value
+    result: Any = None
+    try:
+        while True:
+            result = await _execute(conn, steps.send(result))
+    except StopIteration as done:
+        outcome: T = done.value
+        return outcome
 
 
 async def _execute(conn: Any, stmt: Stmt) -> Any:
@@ -83,6 +86,8 @@ async def _execute(conn: Any, stmt: Stmt) -> Any:
     if stmt.fetch == "rowcount":
         status = await conn.execute(sql, *stmt.params)  # e.g. "UPDATE 3"
         return int(status.rsplit(" ", 1)[-1])
+    if stmt.fetch == "new_id":
+        return await conn.fetchval(numbered_placeholders(stmt.sql + " RETURNING id"), *stmt.params)
     if stmt.fetch == "value":
         return await conn.fetchval(sql, *stmt.params)
     if stmt.fetch == "one":

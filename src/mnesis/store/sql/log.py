@@ -32,6 +32,7 @@ from mnesis.store.sql.statements import (
     Steps,
     execute,
     many,
+    new_id,
     one,
     value,
 )
@@ -162,10 +163,10 @@ def insert_message(d: Dialect, session_id: str, seq: int, msg: NewMessage) -> St
             if tool is None
             else tool.model_copy(update={"output": None, "error_message": None})
         )
-        part_id = yield value(
+        part_id = yield new_id(
             "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
             "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
-            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             msg.id,
             session_id,
             idx,

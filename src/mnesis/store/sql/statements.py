@@ -12,12 +12,11 @@ shared (full-text indexing and search).
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 
-Fetch = Literal["none", "one", "all", "value", "rowcount", "many"]
+Fetch = Literal["none", "one", "all", "value", "rowcount", "many", "new_id"]
 
 
 class Stmt(NamedTuple):
@@ -26,7 +25,7 @@ class Stmt(NamedTuple):
     ``none``: nothing; ``one``: the first row (a tuple) or None; ``all``: every
     row as tuples; ``value``: the first column of the first row or None;
     ``rowcount``: how many rows changed; ``many``: run once per tuple of
-    ``params`` (nothing sent back).
+    ``params`` (nothing sent back); ``new_id``: the ``id`` the INSERT gave its row.
     """
 
     sql: str
@@ -34,24 +33,9 @@ class Stmt(NamedTuple):
     fetch: Fetch = "none"
 
 
-# An algorithm: yields statements, receives each result, returns its outcome.
+# An algorithm: yields statements, receives each result, returns its outcome. A driver
+# sends None first, then each statement's result, until StopIteration carries the outcome.
 Steps = Generator[Stmt, Any, T]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[T]):
-    """What an algorithm returned once it yielded its last statement."""
-
-    value: T
-
-
-def step(steps: Steps[T], result: Any) -> Stmt | Outcome[T]:
-    """Send the previous statement's result (None at first): the next statement to run,
-    or the algorithm's outcome. A driver loops on this until it gets an outcome."""
-    try:
-        return steps.send(result)
-    except StopIteration as done:
-        return Outcome(done.value)
 
 
 def execute(sql: str, *params: Any) -> Stmt:
@@ -77,6 +61,11 @@ def value(sql: str, *params: Any) -> Stmt:
 def rowcount(sql: str, *params: Any) -> Stmt:
     """How many rows the statement changed."""
     return Stmt(sql, params, "rowcount")
+
+
+def new_id(sql: str, *params: Any) -> Stmt:
+    """Insert one row; the integer ``id`` the database gave it."""
+    return Stmt(sql, params, "new_id")
 
 
 def many(sql: str, rows: Iterable[Sequence[Any]]) -> Stmt:

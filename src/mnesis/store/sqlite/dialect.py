@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from mnesis.store.sql.statements import Steps, Stmt, all_rows, many, step
+from mnesis.store.sql.statements import Steps, Stmt, all_rows, many
 
 T = TypeVar("T")
 
@@ -80,10 +80,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 def run(conn: sqlite3.Connection, steps: Steps[T]) -> T:
     """Drive an algorithm to its end on ``conn``; its return value."""
-    item = step(steps, None)
-    while isinstance(item, Stmt):
-        item = step(steps, _execute(conn, item))
-    return item.value
+    result: Any = None
+    try:
+        while True:  # the algorithm's next statement, given the last one's result
+            result = _execute(conn, steps.send(result))
+    except StopIteration as done:
+        outcome: T = done.value
+        return outcome
 
 
 def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
@@ -99,6 +102,8 @@ def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
         return None
     if stmt.fetch == "rowcount":
         return cursor.rowcount
+    if stmt.fetch == "new_id":
+        return cursor.lastrowid  # cheaper than RETURNING on SQLite
     if stmt.fetch == "all":
         return cursor.fetchall()
     row = cursor.fetchone()
