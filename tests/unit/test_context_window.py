@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnesis.context import ContextWindow
+from mnesis.context import ContextWindow, with_cache_breakpoints
 from mnesis.models.message import MessagePart, TextPart, ToolPart, ToolStatus
-from mnesis.store.base import ContextEntry
+from mnesis.store.base import ContextEntry, SummaryRecord
 
 
 def _entry(index: int, calls: int, filled: frozenset[int]) -> ContextEntry:
@@ -63,3 +63,41 @@ def test_replacing_an_entry_not_in_the_window_changes_nothing() -> None:
     window = ContextWindow(entries)
     assert window.replace(_entry(7, 1, frozenset({0}))) == 0
     _same(window, ContextWindow(entries))
+
+
+def _summary(index: int) -> ContextEntry:
+    record = SummaryRecord(
+        id=f"sum_{index}",
+        session_id="s",
+        kind="leaf",
+        depth=0,
+        level_used=1,
+        text=f"what happened {index}",
+        token_count=9,
+        first_seq=1,
+        last_seq=2,
+        message_count=2,
+        created_at=0.0,
+    )
+    text = TextPart(text=f"summary {index}")
+    return ContextEntry("summary", record.id, "user", (text,), (9,), summary=record)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(["summary", "pinned", "user", "tools"]), max_size=14),
+    st.sampled_from(["sys", None]),
+)
+def test_cache_marks_from_the_window_match_a_full_scan(
+    kinds: list[str], system: str | None
+) -> None:
+    # Summaries sit at the start (pinned messages may stand between them); the window
+    # finds the last one without scanning the conversation.
+    ordered = sorted(kinds, key=lambda k: k not in ("summary", "pinned"))
+    entries = [
+        _summary(i) if kind == "summary" else _entry(i, 2 if kind == "tools" else 0, frozenset({0}))
+        for i, kind in enumerate(ordered)
+    ]
+    window = ContextWindow(entries)
+    plain = window.messages(system)
+    assert window.messages(system, cache_breakpoints=True) == with_cache_breakpoints(plain)

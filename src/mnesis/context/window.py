@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from mnesis.context.cache import mark_cache_breakpoints
 from mnesis.models.message import FileRefPart, MessagePart, TextPart, ToolPart
 from mnesis.models.results import ContextBreakdown
 from mnesis.store.base import ContextEntry, SummaryRecord
@@ -121,18 +122,22 @@ class ContextWindow:
         self._tokens = 0
         self._tool_tokens = 0
         self._summary_tokens = 0
+        self._last_summary: int | None = None  # position of the newest summary entry
         self.reset(entries)
 
     def reset(self, entries: Iterable[ContextEntry]) -> None:
         """Replace everything (after a reload from the store)."""
         self._entries, self._rendered, self._flat, self._index = [], [], [], {}
         self._tokens = self._tool_tokens = self._summary_tokens = 0
+        self._last_summary = None
         for entry in entries:
             self.append(entry)
 
     def append(self, entry: ContextEntry) -> None:
         """Add the newest entry."""
         rendered = render_entry(entry)
+        if entry.summary is not None:
+            self._last_summary = len(self._entries)
         self._index[entry.ref_id] = len(self._entries)
         self._entries.append(entry)
         self._rendered.append(rendered)
@@ -183,10 +188,22 @@ class ContextWindow:
         """Tokens of all entries, framing included (system prompt excluded)."""
         return self._tokens
 
-    def messages(self, system_prompt: str | None) -> list[dict[str, Any]]:
-        """The request's message list. The dicts are shared: copy before mutating."""
+    def messages(
+        self, system_prompt: str | None, *, cache_breakpoints: bool = False
+    ) -> list[dict[str, Any]]:
+        """The request's message list. The dicts are shared: copy before mutating.
+
+        With ``cache_breakpoints`` the stable prefixes carry ``cache_control`` marks
+        (see :mod:`mnesis.context.cache`), found without scanning the whole list.
+        """
         head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return head + self._flat
+        messages = head + self._flat
+        if not cache_breakpoints:
+            return messages
+        summary = None
+        if self._last_summary is not None:  # summaries sit near the start: a short sum
+            summary = len(head) + sum(len(r) for r in self._rendered[: self._last_summary + 1]) - 1
+        return mark_cache_breakpoints(messages, last_summary=summary)
 
     def breakdown(self, system_tokens: int) -> ContextBreakdown:
         """Where the context's tokens go."""
