@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,39 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "sessions.db")
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``mount(folder)``: the folder bind-mounted read-only; unmounted afterwards.
+
+    Read-only media, not file modes: root (as in CI containers) writes through
+    those. Skips, saying why, where bind mounts are not allowed.
+    """
+    mounts: list[Path] = []
+
+    def run(*command: str) -> str | None:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            return str(exc)
+        return None if done.returncode == 0 else done.stderr.strip() or f"exit {done.returncode}"
+
+    def mount(folder: Path) -> Path:
+        target = tmp_path / f"ro-{len(mounts)}"
+        target.mkdir()
+        failed = run("mount", "--bind", str(folder), str(target))
+        if failed is None:
+            failed = run("mount", "-o", "remount,ro,bind", str(target))
+            if failed is not None:
+                run("umount", str(target))
+        if failed is not None:
+            pytest.skip(f"cannot make a read-only bind mount here: {failed}")
+        mounts.append(target)
+        return target
+
+    try:
+        yield mount
+    finally:
+        for target in reversed(mounts):
+            subprocess.run(["umount", str(target)], check=True)

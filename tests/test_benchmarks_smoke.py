@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,23 @@ def test_operators_benchmark_runs() -> None:
 
 def test_backends_benchmark_runs() -> None:
     out = run(
-        str(BENCH / "backends.py"), "--appends", "20", "--grep-messages", "1000", "--queries", "10"
+        str(BENCH / "backends.py"),
+        "--appends",
+        "20",
+        "--shared-turns",
+        "5",
+        "--grep-messages",
+        "1000",
+        "--queries",
+        "10",
     )
     assert "PostgreSQL (local)" in out and "SQLite (file, WAL)" in out
+    assert "| SQLite (file, WAL) | 8 |" in out and "| PostgreSQL (local) | 8 |" in out
+    shared = re.findall(r"\| (\d+) \| (yes|NO) \|$", out, re.MULTILINE)
+    assert shared == [("0", "yes")] * 6  # no turn raised, every turn stored whole
+
+
+def test_soak_benchmark_runs() -> None:
+    out = run(str(BENCH / "soak.py"), "--turns", "300", "--block", "100", "--window", "12000")
+    assert "RSS before the first turn" in out and "verify(): clean" in out
+    assert "| 201–300 |" in out

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mnesis.store import SQLiteStore
+
 SCRIPT = Path(sys.executable).parent / "mnesis"
+
+
+async def _new_database(path: Path) -> None:
+    await (await SQLiteStore(path).open()).close()
 
 
 def mnesis(
@@ -97,6 +105,7 @@ def test_export_into_a_pipe_closed_early_exits_0(demo_db: tuple[Path, str]) -> N
 
 def test_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
+    asyncio.run(_new_database(db))
     missing = mnesis("show", "sess_nope", db=db, ok=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "mnesis: error: no session with id 'sess_nope' in the store"
@@ -122,3 +131,98 @@ def test_chat_streams_and_runs_slash_commands(tmp_path: Path) -> None:
     resumed = mnesis("chat", "--session", sessions[0]["id"], db=db, stdin="again\n", entry="script")
     assert sessions[0]["id"] in resumed.stdout
     assert json.loads(mnesis("sessions", "--json", db=db).stdout)[0]["turns"] == 2
+
+
+# -- hard edges: reading without creating or writing, bad numbers, hostile text ------
+
+READ_COMMANDS = [
+    ("sessions",),
+    ("stats",),
+    ("show", "sess_x"),
+    ("context", "sess_x"),
+    ("grep", "sess_x", "word"),
+    ("expand", "sess_x", "sum_x"),
+    ("export", "sess_x"),
+    ("verify", "sess_x"),
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: c[0])
+def test_read_commands_never_create_a_database(tmp_path: Path, command: tuple[str, ...]) -> None:
+    typo = tmp_path / "sesions.db"
+    done = mnesis(*command, "--db", str(typo), db=typo, ok=False)
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        == f"mnesis: error: database {typo} does not exist (nothing was created)"
+    )
+    assert not typo.exists()
+
+
+def test_bad_numbers_and_urls_are_one_line_without_the_password(
+    demo_db: tuple[Path, str],
+) -> None:
+    db, sid = demo_db
+    cases = [
+        ("grep", sid, "x", "--offset", "99999999999999999999999"),
+        ("grep", sid, "x", "--limit", "99999999999999999999999"),
+        ("expand", sid, "sum_x", "--offset", "-1"),
+        ("sessions", "--db", "postgresql://u:s3cret@host:notaport/db"),
+        ("show", sid, "--db", "postgresql://u:s3cret@host:notaport/db"),
+        ("stats", "--db", "postgresql://u:s3cret@host:99999/db"),
+        ("sessions", "--db", "postgresql://u:s3cret@[::1/db"),
+    ]
+    for command in cases:
+        done = mnesis(*command, db=db, ok=False)
+        assert done.returncode == 1, command
+        assert done.stderr.startswith("mnesis: error: "), (command, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (command, done.stderr)
+        assert "s3cret" not in done.stderr + done.stdout
+
+
+HOSTILE = "title\x1b]0;pwned\x07 \x1b[2J\x1b[31mred\x9b1m\r\x08\x7f end\tok"
+
+
+async def _hostile_session(db: Path) -> str:
+    from mnesis import MnesisSession, MockProvider, ToolPart
+
+    session = await MnesisSession.create(model="gpt-4o", db_path=str(db), provider=MockProvider())
+    async with session:
+        await session.record(f"user says {HOSTILE}", f"assistant says {HOSTILE}")
+        call = ToolPart(tool_name="run\x1b[5m", tool_call_id="c\x1b1", input={"q": HOSTILE})
+        await session.record("use a tool", [call])
+        await session.record_tool_result("c\x1b1", f"tool says {HOSTILE}")
+    return session.id
+
+
+def test_terminal_escapes_from_stored_text_are_shown_escaped(tmp_path: Path) -> None:
+    db = tmp_path / "hostile.db"
+    sid = asyncio.run(_hostile_session(db))
+    controls = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"]
+    for command in (("show", sid), ("context", sid), ("grep", sid, "says")):
+        shown = mnesis(*command, db=db).stdout
+        assert not [c for c in controls if c in shown], command
+        assert "\\x1b]0;pwned\\x07" in shown and "\\x9b1m" in shown, command
+        assert "\\x7f end" in shown, command
+    as_json = mnesis("show", sid, "--json", db=db).stdout
+    assert not [c for c in controls if c in as_json]
+    assert json.loads(as_json)[0]["parts"][0]["text"] == f"user says {HOSTILE}"
+
+
+def test_a_database_on_read_only_media_can_be_listed_and_read(
+    demo_db: tuple[Path, str], tmp_path: Path, read_only_mount: Any
+) -> None:
+    db, sid = demo_db
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "sessions.db").write_bytes(db.read_bytes())
+    copy = read_only_mount(folder) / "sessions.db"
+    before = (folder / "sessions.db").read_bytes()
+
+    assert sid in mnesis("sessions", "--db", str(copy), db=copy).stdout
+    assert json.loads(mnesis("stats", "--json", db=copy).stdout)["messages"] == 160
+    assert "ZEBRA-4471" in mnesis("grep", sid, "launch code", db=copy).stdout
+    assert "#1 user" in mnesis("show", sid, db=copy).stdout
+    assert f"{sid}: ok" in mnesis("verify", sid, db=copy).stdout
+    assert (folder / "sessions.db").read_bytes() == before
+    assert sorted(os.listdir(folder)) == ["sessions.db"]

@@ -6,6 +6,9 @@ engine assembles an active context that fits the model's window.
 
 from mnesis.errors import (
     ConfigError,
+    ContextLimitError,
+    DatabaseNotFoundError,
+    ForeignDatabaseError,
     InvalidInputError,
     LLMError,
     LLMPermanentError,
@@ -70,10 +73,13 @@ __all__ = [
     "CompactionResult",
     "ConfigError",
     "ContextBreakdown",
+    "ContextLimitError",
+    "DatabaseNotFoundError",
     "EventBus",
     "FileConfig",
     "FileRefPart",
     "FinishReason",
+    "ForeignDatabaseError",
     "InvalidInputError",
     "LLMError",
     "LLMMap",

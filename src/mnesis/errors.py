@@ -13,8 +13,11 @@ raw: the layer that talks to them translates them here, keeping the original as
     │   ├── SchemaVersionError        the database is newer than this code
     │   ├── StoreConstraintError      (also ValueError) a write the schema rejects
     │   ├── StaleContextError         a compaction's span changed under it; nothing written
+    │   ├── ForeignDatabaseError      the file is another application's; left untouched
     │   └── SessionNotFoundError      (also KeyError) no session with that id
+    │       └── DatabaseNotFoundError no database there at all; nothing was created
     ├── SessionClosedError            the session was closed; open or load a new one
+    ├── ContextLimitError             the context cannot fit the usable budget; nothing was sent
     ├── ConfigError                   (also ValueError) an impossible configuration
     ├── InvalidInputError             (also ValueError) a malformed message or part
     │   └── UnknownIdError            (also KeyError) no summary/message/file with that id
@@ -58,8 +61,37 @@ class SessionNotFoundError(MnesisStoreError, KeyError):
         return str(self.args[0])
 
 
+class DatabaseNotFoundError(SessionNotFoundError):
+    """No database at the given location; reading never creates one.
+
+    A :class:`SessionNotFoundError` too, so "load, else create" code keeps
+    working on a first run.
+    """
+
+    def __init__(self, where: str, *, empty: bool = False) -> None:
+        state = "is an empty file" if empty else "does not exist"
+        MnesisStoreError.__init__(self, f"database {where} {state} (nothing was created)")
+        self.session_id = ""
+        self.where = where
+
+
+class ForeignDatabaseError(MnesisStoreError):
+    """The file is not a mnesis database (or one of a release this one cannot read).
+
+    It is recognised read-only and refused before anything writes to it.
+    """
+
+
 class SessionClosedError(MnesisError, RuntimeError):
     """The session was closed; further turns need a new ``load()``."""
+
+
+class ContextLimitError(MnesisError):
+    """The context could not be brought under the usable budget, so no request was sent.
+
+    Compaction could not make room in time (or is switched off): the model is
+    never sent a request larger than the budget. The user message stays stored.
+    """
 
 
 class ConfigError(MnesisError, ValueError):

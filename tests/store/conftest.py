@@ -17,7 +17,7 @@ import asyncio
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,25 @@ class Build:
 @pytest.fixture
 def build() -> type[Build]:
     return Build
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where whole sessions live, per backend: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sessions.db")
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def open_store_at() -> Callable[[str], Awaitable[Store]]:
+    """Open a store of its own on ``db_url``'s database, as another process would."""
+
+    async def open_at(url: str) -> Store:
+        store = PostgresStore(url) if url.startswith("postgresql") else SQLiteStore(url)
+        return await store.open()
+
+    return open_at
 
 
 @pytest.fixture(params=BACKENDS)

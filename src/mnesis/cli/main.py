@@ -2,7 +2,10 @@
 
 Uses only the public API. Every command takes ``--db PATH`` (default:
 ``$MNESIS_DB_URL``, then ``~/.mnesis/sessions.db``); errors are one line on
-stderr and a non-zero exit code.
+stderr and a non-zero exit code. Commands that read never create a database
+and work without write access. Stored text is untrusted: in human output its
+control characters are shown escaped (``\x1b``), so a message cannot drive
+the reader's terminal.
 """
 
 from __future__ import annotations
@@ -36,12 +39,35 @@ from mnesis.store import describe_location, resolve_db_url
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
+# C0 and C1 controls (ESC, OSC, CSI, BEL, CR, DEL, ...) but newline and tab, as \xNN.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character but newline and tab escaped."""
+    return text.translate(_CONTROLS)
+
+
+def _in_markup(text: str) -> str:
+    """``text`` fit to sit in rich markup: controls escaped, brackets too."""
+    return escape(escape_controls(text))
+
+
 def _error(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(escape_controls(text), file=sys.stderr)
+
+
+# json.dumps escapes C0 controls itself; DEL and C1 (CSI is \x9b) only with ensure_ascii.
+_JSON_CONTROLS = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
+def _json_text(data: Any) -> str:
+    """``data`` as readable JSON (non-ASCII kept) with no raw control character."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str).translate(_JSON_CONTROLS)
 
 
 def _dump(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    print(_json_text(data))
 
 
 async def _load(args: argparse.Namespace) -> MnesisSession:
@@ -49,6 +75,10 @@ async def _load(args: argparse.Namespace) -> MnesisSession:
 
 
 def _part_lines(part: Any) -> list[str]:
+    return [escape_controls(line) for line in _raw_part_lines(part)]
+
+
+def _raw_part_lines(part: Any) -> list[str]:
     if isinstance(part, TextPart):
         return [part.text]
     if isinstance(part, FileRefPart):
@@ -84,8 +114,8 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
     table = Table("id", "model", "created", "turns", "messages", "tokens", "summaries")
     for s in sessions:
         table.add_row(
-            s.id,
-            s.model,
+            escape_controls(s.id),
+            escape_controls(s.model),
             s.created_at.strftime("%Y-%m-%d %H:%M"),
             str(s.turns),
             str(s.messages),
@@ -111,8 +141,11 @@ async def cmd_show(args: argparse.Namespace) -> int:
                 marks.append(f"summarised in {covered[message.id]}")
             if meta.status != "complete":
                 marks.append(f"{meta.status}: {meta.error}")
-            suffix = escape(f"  [{'; '.join(marks)}]") if marks else ""
-            out.print(f"[bold]#{meta.seq} {meta.role}[/bold] {message.id}{suffix}", markup=True)
+            suffix = _in_markup(f"  [{'; '.join(marks)}]") if marks else ""
+            out.print(
+                f"[bold]#{meta.seq} {meta.role}[/bold] {_in_markup(message.id)}{suffix}",
+                markup=True,
+            )
             for part in message.parts:
                 for line in _part_lines(part):
                     out.print("  " + line, markup=False)
@@ -139,10 +172,11 @@ async def cmd_context(args: argparse.Namespace) -> int:
             content = message.get("content")
             out.print(f"[bold]{message['role']}[/bold]", markup=True)
             if content:
-                out.print("  " + str(content).replace("\n", "\n  "), markup=False)
+                out.print("  " + escape_controls(str(content)).replace("\n", "\n  "), markup=False)
             for call in message.get("tool_calls") or []:
                 fn = call["function"]
-                out.print(f"  → {fn['name']}({fn['arguments']}) [{call['id']}]", markup=False)
+                shown = escape_controls(f"{fn['name']}({fn['arguments']}) [{call['id']}]")
+                out.print(f"  → {shown}", markup=False)
         out.print(
             f"\ntokens: system {breakdown.system_prompt:,} · summaries {breakdown.summary:,} · "
             f"messages {breakdown.messages:,} · tool outputs {breakdown.tool_outputs:,} · "
@@ -169,9 +203,11 @@ async def cmd_grep(args: argparse.Namespace) -> int:
         for match in result:
             where = f"in {match.summary_id}" if match.summary_id else "verbatim in context"
             out.print(
-                f"[bold]#{match.seq} {match.role}[/bold] {match.message_id} ({where})", markup=True
+                f"[bold]#{match.seq} {match.role}[/bold] {_in_markup(match.message_id)} "
+                f"({_in_markup(where)})",
+                markup=True,
             )
-            out.print("  " + match.snippet, markup=False)
+            out.print("  " + escape_controls(match.snippet), markup=False)
         if not result.matches:
             out.print("no matches")
         if result.next_offset is not None:
@@ -192,7 +228,8 @@ async def cmd_expand(args: argparse.Namespace) -> int:
             return 0
         for message in page.messages:
             out.print(
-                f"[bold]#{message.message.seq} {message.role}[/bold] {message.id}", markup=True
+                f"[bold]#{message.message.seq} {message.role}[/bold] {_in_markup(message.id)}",
+                markup=True,
             )
             for part in message.parts:
                 for line in _part_lines(part):
@@ -211,14 +248,12 @@ async def cmd_export(args: argparse.Namespace) -> int:
         covered = await session.covering_summaries([m.id for m in messages])
         info = await session.info()
         if args.format == "json":
-            text = json.dumps(
+            text = _json_text(
                 {
                     "session": info.model_dump(mode="json"),
                     "system_prompt": session.system_prompt,
                     "messages": [_message_json(m, covered.get(m.id)) for m in messages],
-                },
-                indent=2,
-                ensure_ascii=False,
+                }
             )
         else:
             lines = [

@@ -95,16 +95,28 @@ class CompactionEngine:
     # -- a pass -----------------------------------------------------------------
 
     async def run_pass(
-        self, *, usable: int, system_tokens: int, force: bool = False, reason: str = "soft"
+        self,
+        *,
+        usable: int,
+        system_tokens: int,
+        force: bool = False,
+        reason: str = "soft",
+        deterministic: bool = False,
     ) -> CompactionResult:
         """Compact the session's context toward :meth:`goal`; never raises for a
-        summariser failure (level 3 needs no model)."""
+        summariser failure (level 3 needs no model).
+
+        ``deterministic`` runs level 3 only, and runs even while another process
+        holds the compaction lock: the last resort of a turn that must not send
+        a request past the budget. Its commits are as safe as any (a span that
+        moved is refused and retried), only the work may overlap.
+        """
         async with self._lock, self.store.compaction_lock(self.session_id) as held:
             started = time.perf_counter()
             self._pass_usage = []
             _, entries = await self.store.context_entries(self.session_id)
             before = system_tokens + entry_tokens(entries)
-            if not held:  # another process is compacting this session right now
+            if not held and not deterministic:  # another process is compacting right now
                 return CompactionResult(
                     session_id=self.session_id,
                     summary_message_id="",
@@ -126,7 +138,7 @@ class CompactionEngine:
                 },
             )
             try:
-                progress = await self._compact(entries, usable, system_tokens, force)
+                progress = await self._compact(entries, usable, system_tokens, force, deterministic)
             except Exception as exc:
                 self.bus.publish(
                     MnesisEvent.COMPACTION_FAILED,
@@ -164,7 +176,12 @@ class CompactionEngine:
             return result
 
     async def _compact(
-        self, entries: list[ContextEntry], usable: int, system_tokens: int, force: bool
+        self,
+        entries: list[ContextEntry],
+        usable: int,
+        system_tokens: int,
+        force: bool,
+        deterministic: bool = False,
     ) -> _Progress:
         cfg = self.config.compaction
         progress = _Progress()
@@ -191,7 +208,7 @@ class CompactionEngine:
             if not span:
                 break
             try:
-                summary = await self._summarise(span, kind)
+                summary = await self._summarise(span, kind, deterministic)
             except _NoProgress:
                 break
             try:
@@ -279,7 +296,9 @@ class CompactionEngine:
 
     # -- summarising ------------------------------------------------------------
 
-    async def _summarise(self, span: Sequence[ContextEntry], kind: str) -> NewSummary:
+    async def _summarise(
+        self, span: Sequence[ContextEntry], kind: str, deterministic: bool = False
+    ) -> NewSummary:
         cfg = self.config.compaction
         blocks = levels.transcript_of(span)
         input_tokens = entry_tokens(span)
@@ -290,6 +309,8 @@ class CompactionEngine:
         attempts = [(1, cfg.compaction_prompt or STRUCTURED, budget)]
         if cfg.level2_enabled:
             attempts.append((2, AGGRESSIVE, max(budget // 2, 32)))
+        if deterministic:
+            attempts = []
         for level, prompt, level_budget in attempts:
             try:
                 text = await levels.llm_summary(

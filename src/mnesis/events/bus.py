@@ -28,6 +28,7 @@ class MnesisEvent(StrEnum):
     COMPACTION_FAILED = "compaction.failed"
     DOOM_LOOP_DETECTED = "doom_loop.detected"
     LLM_RETRY = "llm.retry"
+    LLM_EMPTY_REPLY = "llm.empty_reply"
     MAP_STARTED = "map.started"
     MAP_ITEM_COMPLETED = "map.item_completed"
     MAP_COMPLETED = "map.completed"

@@ -64,6 +64,13 @@ class LLMRetryPayload(TypedDict):
     error: str
 
 
+class LLMEmptyReplyPayload(TypedDict):
+    session_id: str
+    model: str
+    message_id: str
+    finish_reason: str
+
+
 class MapStartedPayload(TypedDict):
     operator: str
     total: int
@@ -95,6 +102,7 @@ EventPayload = (
     | CompactionFailedPayload
     | DoomLoopPayload
     | LLMRetryPayload
+    | LLMEmptyReplyPayload
     | MapStartedPayload
     | MapItemCompletedPayload
     | MapCompletedPayload

@@ -3,7 +3,8 @@
 The table is read straight from the JSON file inside the litellm package, so
 looking up limits neither imports litellm (slow) nor touches the network.
 ``model_overrides`` win over the table; unknown models get conservative
-defaults and one warning.
+defaults and one warning. Every limit is a whole number of tokens within
+:data:`MAX_TOKENS`, so the budget arithmetic stays exact.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ logger = logging.getLogger("mnesis.llm")
 
 DEFAULT_CONTEXT_LIMIT = 32_768
 DEFAULT_MAX_OUTPUT_TOKENS = 4_096
+# Far above any model's window (the largest are a few million tokens), far below
+# where a float (as in ``usable * fraction``) stops holding every whole number.
+MAX_TOKENS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +97,21 @@ def resolve_limits(model: str, overrides: dict[str, Any] | None = None) -> Model
         if "context_limit" not in overrides:
             _warn_unknown(model)
         entry = {}
-    context = int(
+    context = _whole_tokens(
+        "context_limit",
+        model,
         overrides.get("context_limit")
         or entry.get("max_input_tokens")
         or entry.get("max_tokens")
-        or DEFAULT_CONTEXT_LIMIT
+        or DEFAULT_CONTEXT_LIMIT,
     )
-    output = int(
+    output = _whole_tokens(
+        "max_output_tokens",
+        model,
         overrides.get("max_output_tokens")
         or entry.get("max_output_tokens")
         or entry.get("max_tokens")
-        or DEFAULT_MAX_OUTPUT_TOKENS
+        or DEFAULT_MAX_OUTPUT_TOKENS,
     )
     return ModelLimits(
         model=model,
@@ -122,6 +130,22 @@ def resolve_limits(model: str, overrides: dict[str, Any] | None = None) -> Model
         cache_read_cost_per_token=float(entry.get("cache_read_input_token_cost") or 0.0),
         cache_write_cost_per_token=float(entry.get("cache_creation_input_token_cost") or 0.0),
     )
+
+
+def _whole_tokens(name: str, model: str, value: Any) -> int:
+    """``value`` as a token count in ``1..MAX_TOKENS``; ``ConfigError`` otherwise.
+
+    Only exact integers pass (a float is taken when it is a whole number), so
+    no limit is ever rounded.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_TOKENS:
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOKENS:
+        raise ConfigError(
+            f"{name} of {model!r} must be a whole number of tokens between 1 and "
+            f"{MAX_TOKENS:,}, got {value!r:.60}"
+        )
+    return value
 
 
 def known_input_window(model: str) -> int | None:

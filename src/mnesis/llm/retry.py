@@ -1,8 +1,10 @@
 """Retrying transient provider failures with exponential backoff.
 
-A stream is retried only before its first chunk: once text has reached the
-caller, replaying it would show the same words twice, so a failure after that
-point fails the turn instead.
+A stream is retried only before its first text or tool-call chunk: once output
+has reached the caller, replaying it would show the same words twice, so a
+failure after that point fails the turn instead. A stream that ends with no
+output and no finish reason was cut off, not answered: it is a transient
+failure (an empty reply *with* a finish reason is the model's answer).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 
-from mnesis.errors import LLMError, LLMPermanentError
+from mnesis.errors import LLMError, LLMPermanentError, LLMTransientError
 from mnesis.llm.base import LLMProvider, LLMRequest, StreamChunk
 from mnesis.models.config import RetryConfig
 
@@ -40,15 +42,19 @@ async def stream_with_retry(
     """Stream ``request``, retrying transient failures that happen before any output."""
     attempt = 0
     while True:
-        started = False
+        produced = False  # text or a tool call reached the caller
         try:
+            finished = False
             async for chunk in provider.stream(request):
-                started = True
+                produced = produced or bool(chunk.text or chunk.tool_calls)
+                finished = finished or bool(chunk.finish_reason)
                 yield chunk
+            if not produced and not finished:
+                raise LLMTransientError("the stream ended with no output and no finish reason")
             return
         except Exception as exc:
             error = as_llm_error(exc)
-            if started or not error.transient or attempt >= config.max_retries:
+            if produced or not error.transient or attempt >= config.max_retries:
                 if error is exc:
                     raise
                 raise error from exc

@@ -4,13 +4,18 @@ Everything ever stored stays reachable: grep searches the whole history (the
 full-text index, falling back to a bounded scan only for regular
 expressions), describe explains any id, expand walks a summary node back to
 its original messages.
+
+Matching runs in a worker thread, a batch of messages at a time, so a long
+scan never holds the event loop; a regular expression gets one time budget
+for the whole scan (the ``regex`` engine stops a match at its deadline), so a
+pathological pattern returns partial results instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,16 +35,58 @@ from mnesis.recall.models import (
 from mnesis.store.base import Store, message_text
 
 MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000_000
 MAX_PATTERN = 1_000
 SNIPPET_RADIUS = 80
 _WORD = regex.compile(r"\w+")
 _BATCH = 200
+_MAX_BATCH = 2_000
+
+Hit = tuple[MessageWithParts, str, tuple[int, int]]
 
 
 def _snippet(text: str, start: int, end: int) -> str:
     lo, hi = max(0, start - SNIPPET_RADIUS), min(len(text), end + SNIPPET_RADIUS)
     body = " ".join(text[lo:hi].split())
     return ("…" if lo else "") + body + ("…" if hi < len(text) else "")
+
+
+def _check_page(limit: int | None, offset: int, max_limit: int | None) -> None:
+    """``limit`` and ``offset`` as whole numbers in range, else ``InvalidInputError``."""
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise InvalidInputError(f"limit must be a whole number, not {limit!r}")
+        top = max_limit if max_limit is not None else MAX_OFFSET
+        if not 1 <= limit <= top:
+            raise InvalidInputError(f"limit must be between 1 and {top:,}")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise InvalidInputError(f"offset must be a whole number, not {offset!r}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInputError(f"offset must be between 0 and {MAX_OFFSET:,}")
+
+
+def _scan(
+    matcher: Any, messages: Sequence[MessageWithParts], deadline: float | None, wanted: int
+) -> tuple[list[Hit], bool]:
+    """The messages ``matcher`` finds (at most ``wanted``), and whether time ran out.
+
+    Runs in a worker thread; the regex engine releases the GIL while it matches.
+    """
+    hits: list[Hit] = []
+    for message in messages:
+        text = message_text(message)
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            return hits, True
+        try:
+            hit = matcher.search(text, timeout=timeout)
+        except TimeoutError:
+            return hits, True
+        if hit is not None:
+            hits.append((message, text, hit.span()))
+            if len(hits) >= wanted:
+                break
+    return hits, False
 
 
 class Recall:
@@ -66,39 +113,38 @@ class Recall:
         Plain patterns match case-insensitively where a word starts (``"alice
         in"`` finds "Alice in Wonderland", not "malice in"), using the
         full-text index; ``regex=True`` takes a regular expression and scans,
-        bounded by a time budget so a pathological pattern cannot hang.
+        within ``regex_budget`` seconds in all, so a pathological pattern
+        returns what it found by then with ``complete=False``.
         """
         if not isinstance(pattern, str) or not pattern.strip():
             raise InvalidInputError("grep needs a non-empty pattern")
         if len(pattern) > MAX_PATTERN:
             raise InvalidInputError(f"grep patterns are limited to {MAX_PATTERN} characters")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}")
-        if offset < 0:
-            raise InvalidInputError("offset must be >= 0")
+        _check_page(limit, offset, MAX_LIMIT)
         matcher = self._compile(pattern, regex)
+        deadline = time.monotonic() + self.regex_budget if regex else None
         scope = None
         if summary_id is not None:
             await self._own_summary(summary_id)
             scope = await self.store.summary_message_ids(summary_id)
         terms = tuple(t.lower() for t in _WORD.findall(pattern)) if not regex else ()
-        found: list[tuple[MessageWithParts, str, tuple[int, int]]] = []
+        found: list[Hit] = []
         complete = True
         wanted = offset + limit + 1
-        async for message in self._candidates(terms, scope, first_batch=wanted):
-            if message is None:
+        batches = self._candidates(terms, scope, deadline, first_batch=min(wanted, _MAX_BATCH))
+        async for batch in batches:
+            if batch is None:
                 complete = False
                 break
-            text = message_text(message)
-            try:
-                hit = matcher.search(text, timeout=self.regex_budget)
-            except TimeoutError:
+            hits, out_of_time = await asyncio.to_thread(
+                _scan, matcher, batch, deadline, wanted - len(found)
+            )
+            found += hits
+            if out_of_time:
                 complete = False
                 break
-            if hit is not None:
-                found.append((message, text, hit.span()))
-                if len(found) >= wanted:
-                    break
+            if len(found) >= wanted:
+                break
         page = found[offset : offset + limit]
         live = await self.store.covering_summaries(self.session_id, tuple(m.id for m, _, _ in page))
         matches = [
@@ -134,24 +180,30 @@ class Recall:
         return regex.compile(prefix + regex.escape(pattern), regex.IGNORECASE)
 
     async def _candidates(
-        self, terms: tuple[str, ...], scope: list[str] | None, *, first_batch: int = _BATCH
-    ) -> AsyncIterator[MessageWithParts | None]:
-        """Messages that may match, in order; yields None when the time budget ran out.
+        self,
+        terms: tuple[str, ...],
+        scope: list[str] | None,
+        deadline: float | None,
+        *,
+        first_batch: int = _BATCH,
+    ) -> AsyncIterator[list[MessageWithParts] | None]:
+        """Batches of messages that may match, in order; None when ``deadline`` passed.
 
         Index hits are fetched in growing batches: the first is just what the
         page needs, so a common word costs one small query.
         """
-        deadline = time.monotonic() + self.regex_budget
+
+        def out_of_time() -> bool:
+            return deadline is not None and time.monotonic() > deadline
+
         if scope is not None:
             for start in range(0, len(scope), _BATCH):
-                if not terms and time.monotonic() > deadline:
+                if out_of_time():
                     yield None
                     return
-                batch = await self.store.get_messages_by_id(
+                yield await self.store.get_messages_by_id(
                     self.session_id, tuple(scope[start : start + _BATCH])
                 )
-                for message in batch:
-                    yield message
             return
         if terms:
             after = 0
@@ -161,16 +213,15 @@ class Recall:
                 hits = await self.store.search(self.session_id, terms, after=after, limit=size)
                 if not hits:
                     return
-                size = min(size * 4, 2_000)
+                size = min(size * 4, _MAX_BATCH)
                 after = hits[-1][0]
                 ids = tuple(dict.fromkeys(mid for _, mid in hits if mid not in seen))
                 seen.update(ids)
-                for message in await self.store.get_messages_by_id(self.session_id, ids):
-                    yield message
+                yield await self.store.get_messages_by_id(self.session_id, ids)
         else:
             after_seq = 0
             while True:
-                if time.monotonic() > deadline:
+                if out_of_time():
                     yield None
                     return
                 batch = await self.store.scan_messages(
@@ -179,8 +230,7 @@ class Recall:
                 if not batch:
                     return
                 after_seq = batch[-1].message.seq
-                for message in batch:
-                    yield message
+                yield batch
 
     # -- describe / expand -------------------------------------------------------
 
@@ -266,11 +316,8 @@ class Recall:
         self, summary_id: str, *, limit: int | None = None, offset: int = 0
     ) -> ExpandResult:
         """The original messages under a summary node, verbatim, in order, a page at a time."""
+        _check_page(limit, offset, None)
         await self._own_summary(summary_id)
-        if limit is not None and limit < 1:
-            raise InvalidInputError("limit must be >= 1")
-        if offset < 0:
-            raise InvalidInputError("offset must be >= 0")
         ids = await self.store.summary_message_ids(summary_id)
         page = ids[offset : offset + limit if limit is not None else None]
         messages = await self.store.get_messages_by_id(self.session_id, tuple(page))

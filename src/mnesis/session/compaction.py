@@ -3,7 +3,8 @@
 The engine (:mod:`mnesis.compaction`) knows how to compact; this decides when.
 After a turn, a context past the soft threshold starts a background pass that
 runs while the caller goes on. Before a model call, a context past the usable
-budget waits for that pass, or runs one, so no request is sent that cannot fit.
+budget waits for that pass, or runs one, so no request is sent that cannot fit:
+when no pass can make room in time, the turn is refused before any request.
 A summariser's tokens and cost count toward the session's totals.
 """
 
@@ -14,6 +15,7 @@ import logging
 import time
 
 from mnesis.compaction import CompactionEngine
+from mnesis.errors import ContextLimitError
 from mnesis.models.results import CompactionResult
 from mnesis.session.core import SessionCore
 
@@ -115,13 +117,53 @@ class CompactionScheduler:
         self.last_result = result
         return result
 
+    async def make_room_for_request(self) -> CompactionResult | None:
+        """Before a model call: get the context under the usable budget, or refuse.
+
+        Waits as :meth:`wait_until_under_hard_limit` does; if another process
+        holds the compaction lock past that wait, truncates deterministically
+        (level 3, no model) without it. A request past the budget is never sent.
+
+        Returns:
+            The pass that made room, or None when there was room already.
+
+        Raises:
+            ContextLimitError: The context is still past the budget (compaction
+                is off, or nothing left to summarise: pins, the current turn).
+        """
+        result = await self.wait_until_under_hard_limit()
+        if result is not None and result.skipped and self._over_hard_limit():
+            result = await self._run_hard_pass(deterministic=True)
+            self.last_result = result
+        if self._over_hard_limit():
+            raise ContextLimitError(self._why_no_room())
+        return result
+
+    def _why_no_room(self) -> str:
+        core = self._core
+        tokens, usable = core.context_tokens(), core.usable_tokens
+        if not core.config.compaction.auto:
+            return (
+                f"the context holds {tokens:,} tokens, past the usable budget of {usable:,}, "
+                "and automatic compaction is off (compaction.auto): call compact() or "
+                "raise the budget; no request was sent"
+            )
+        return (
+            f"compaction could not bring the context ({tokens:,} tokens) under the usable "
+            f"budget of {usable:,}: what is left is pinned or part of the current turn; "
+            "no request was sent"
+        )
+
     def _over_hard_limit(self) -> bool:
         return self._core.context_tokens() > self._core.usable_tokens
 
-    async def _run_hard_pass(self) -> CompactionResult:
+    async def _run_hard_pass(self, *, deterministic: bool = False) -> CompactionResult:
         core = self._core
         result = await self._engine.run_pass(
-            usable=core.usable_tokens, system_tokens=core.system_tokens(), reason="hard"
+            usable=core.usable_tokens,
+            system_tokens=core.system_tokens(),
+            reason="hard",
+            deterministic=deterministic,
         )
         await self._count_usage(result)
         await core.live.reload()

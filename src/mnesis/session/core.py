@@ -16,19 +16,30 @@ from mnesis.models.config import MnesisConfig
 from mnesis.models.message import TokenUsage
 from mnesis.session.live_context import LiveContext
 from mnesis.session.tokens import TokenCounter
-from mnesis.store import SessionRecord, Store
+from mnesis.store import AppendOutcome, SessionRecord, Store
 
 
 @dataclass(slots=True)
 class SessionTotals:
-    """Tokens and cost of the session's model calls, and its completed turns."""
+    """Tokens and cost of the session's model calls, and its completed turns.
+
+    The store sums every writer's usage in the session's row; these follow the
+    row as each append returns it, so turns another process recorded are
+    counted as soon as this one writes, at no extra read.
+    """
 
     usage: TokenUsage
     cost: float
     turns: int
 
+    def follow(self, outcome: AppendOutcome) -> None:
+        """Take the session's counters as an append left them in the store."""
+        counters = outcome.counters
+        if counters is not None:
+            self.usage, self.cost, self.turns = counters.tokens, counters.cost, counters.turn_count
+
     def add(self, usage: TokenUsage, cost: float, *, turn: bool) -> None:
-        """Count one model call (a turn's reply, or a compaction's summaries)."""
+        """Count one model call whose append gave no counters back."""
         self.usage = self.usage + usage
         self.cost += cost
         if turn:

@@ -309,25 +309,38 @@ class MnesisSession(StoredHistory):
             tool_handlers: ``{"name": callable}``; calls to these tools are run
                 (``handler(**arguments)``, sync or async), their results stored
                 and fed back until the model answers or ``max_tool_steps``.
-            max_tool_steps: Model calls allowed in one tool loop
-                (default ``config.session.max_tool_steps``).
+            max_tool_steps: Model calls allowed in this turn, the first included
+                (default ``config.session.max_tool_steps``); 1 runs no tool,
+                0 or less is refused.
             tool_choice: Passed to the provider (``"auto"``, ``"required"`` or a
                 specific function); applies to the first model call of the turn.
             pin: Keep this user message verbatim in every future context.
             memory_tools: Offer the model ``lcm_grep``, ``lcm_describe`` and
                 ``lcm_expand`` and run its calls to them in the tool loop.
             files: Paths to attach: small files inline, large ones as references.
+
+        Raises:
+            InvalidInputError: A malformed argument, or a message that with the
+                system prompt exceeds the usable context (attach such text as a
+                file instead); nothing was sent or stored.
         """
         self._check_open()
+        max_steps = inputs.tool_steps_allowed(
+            max_tool_steps, self._core.config.session.max_tool_steps
+        )
         parts = inputs.user_parts(message) + await inputs.file_parts(files, self._files)
+        inputs.check_fits_window(
+            parts,
+            self._core.counter,
+            system_prompt=self._core.prompt(system_prompt),
+            usable=self._core.usable_tokens,
+        )
         tool_list, handlers = self._tools.offer(tools, tool_handlers, memory_tools=memory_tools)
         request = TurnRequest(
             parts=parts,
             tools=tool_list,
             handlers=handlers or {},
-            max_steps=inputs.tool_steps_allowed(
-                max_tool_steps, self._core.config.session.max_tool_steps
-            ),
+            max_steps=max_steps,
             tool_choice=tool_choice,
             on_part=on_part,
             system_prompt=system_prompt,
@@ -389,6 +402,7 @@ class MnesisSession(StoredHistory):
         """
         self._check_open()
         inputs.check_tokens(tokens)
+        inputs.check_finish_reason(finish_reason)
         user_parts = inputs.user_parts(user_message) + await inputs.file_parts(files, self._files)
         assistant_parts = inputs.assistant_parts(assistant_response)
         async with self._turn_lock:

@@ -5,7 +5,9 @@ re-reads or re-renders the history. Every write that changes the view goes
 through :class:`LiveContext`: when the store's version before the write is the
 one the window mirrors, the window is updated in place; otherwise another
 writer (another process, a compaction pass) got in between and the view is
-re-read. Nothing else in the session compares versions.
+re-read, up to this write's own entries, so the next model call sees the
+others' turns before this one and none of theirs after it. Nothing else in the
+session compares versions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mnesis.context import ContextWindow
 from mnesis.models.message import MessageStatus, TokenUsage, ToolPart, ToolStatus
 from mnesis.models.results import TurnSnapshot
 from mnesis.session.inputs import check_pin_budget
-from mnesis.store import ContextEntry, NewMessage, Store, ToolResult
+from mnesis.store import AppendOutcome, ContextEntry, NewMessage, Store, ToolResult
 
 
 class LiveContext:
@@ -49,24 +51,29 @@ class LiveContext:
         usage: TokenUsage | None = None,
         cost: float = 0.0,
         snapshot: TurnSnapshot | None = None,
-    ) -> None:
-        """Append messages (and a turn's usage) to the store and to the window."""
+    ) -> AppendOutcome:
+        """Append messages (and a turn's usage) to the store and to the window.
+
+        When another writer appended since the window last mirrored the view,
+        the view is re-read, so the next model call sees that writer's turns.
+        """
         outcome = await self._store.append(
             self._session_id, messages, usage=usage, cost=cost, snapshot=snapshot
         )
         if outcome.version_before != self._version:
-            await self.reload()
-            return
+            await self._reload_as_of(outcome, {m.id for m in messages})
+            return outcome
         for message in messages:
             if message.status == MessageStatus.COMPLETE:
                 self.window.append(context_entry(message))
         self._version = outcome.version_after
+        return outcome
 
     async def fill_tool_results(self, results: tuple[ToolResult, ...]) -> None:
         """Store tool results and show them after their calls in the window."""
         outcome = await self._store.fill_tool_results(self._session_id, results)
         if outcome.version_before != self._version:
-            await self.reload()
+            await self._reload_as_of(outcome, set(outcome.message_ids))
             return
         by_call = {r.tool_call_id: r for r in results}
         updated = []
@@ -88,6 +95,21 @@ class LiveContext:
     async def reload(self) -> None:
         """Re-read the context view from the store."""
         self._version, entries = await self._store.context_entries(self._session_id)
+        self.window.reset(entries)
+
+    async def _reload_as_of(self, outcome: AppendOutcome, own: set[str]) -> None:
+        """Re-read the view after a write that found another writer's before it.
+
+        The view is cut after this write's own entries: what a writer appended
+        after them belongs to that writer's turn, not to the call this one is
+        about to make. The cut view is labelled with this write's version, so
+        the next write sees the later ones and reloads again.
+        """
+        version, entries = await self._store.context_entries(self._session_id)
+        last_own = [i for i, entry in enumerate(entries) if entry.ref_id in own]
+        if last_own:
+            version, entries = outcome.version_after, entries[: last_own[-1] + 1]
+        self._version = version
         self.window.reset(entries)
 
     async def reload_if_changed_elsewhere(self) -> None:

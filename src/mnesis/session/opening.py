@@ -2,7 +2,9 @@
 
 Both paths settle the model's limits before anything else, so a budget that
 leaves no usable context fails before a store is opened, and both release the
-store again if the session cannot be read or written.
+store again if the session cannot be read or written. Only creating a session
+may create a database; resuming one or listing them never does. Loading also
+stores the replies a dead process was streaming as interrupted (:mod:`.drafts`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mnesis.models.ids import new_id
 from mnesis.models.info import SessionInfo
 from mnesis.session import inputs
 from mnesis.session.core import SessionCore, SessionTotals
+from mnesis.session.drafts import settle_interrupted_replies
 from mnesis.session.live_context import LiveContext
 from mnesis.session.tokens import TokenCounter
 from mnesis.store import (
@@ -110,9 +113,10 @@ async def load_core(
     """Read a stored session (its config too, unless given) and build its core."""
     inputs.check_session_id(session_id)
     store_config = (config or MnesisConfig()).store
-    store = await acquire_store(resolve_db_url(db_path, store_config), store_config)
+    store = await acquire_store(resolve_db_url(db_path, store_config), store_config, create=False)
     try:
         record = await store.get_session(session_id)
+        await settle_interrupted_replies(store, session_id, record.model)
         if config is None:
             config = MnesisConfig.model_validate(json.loads(record.config_json))
         limits = resolve_limits(record.model, config.model_overrides)
@@ -127,7 +131,7 @@ async def load_core(
 async def stored_sessions(db_path: str | None, config: MnesisConfig | None) -> list[SessionInfo]:
     """Every session in a database, newest first."""
     store_config = (config or MnesisConfig()).store
-    store = await acquire_store(resolve_db_url(db_path, store_config), store_config)
+    store = await acquire_store(resolve_db_url(db_path, store_config), store_config, create=False)
     try:
         return await store.list_sessions()
     finally:

@@ -10,8 +10,10 @@ A turn is a chain of small steps, each returning the step that comes next
 "Make room" waits for compaction when the context is past the usable budget;
 "finish" starts a background pass when it is past the soft threshold. A model
 call streams the reply live to the caller, retrying transient errors (each
-retry published as ``llm.retry`` first), and persists the reply with its usage
-and a turn snapshot in one append. A failed call is persisted as a failed
+retry published as ``llm.retry`` first), saves its text as a draft while a long
+stream runs (so a dead process loses none of it), and persists the reply with
+its usage and a turn snapshot in one append. An empty reply that finished is a
+reply (``llm.empty_reply`` warns of it). A failed call is persisted as a failed
 message, never counted, and raised. A turn recorded by the caller's own SDK
 (:meth:`TurnRunner.record`) takes the same path minus the model.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mnesis.context import needs_cache_breakpoints, with_cache_breakpoints
-from mnesis.errors import LLMError, LLMPermanentError
+from mnesis.errors import LLMError
 from mnesis.events.bus import MnesisEvent
 from mnesis.llm.base import LLMRequest, ResponseAccumulator
 from mnesis.llm.retry import as_llm_error, stream_with_retry
@@ -43,6 +45,7 @@ from mnesis.models.message import (
 from mnesis.models.results import CompactionResult, RecordResult, TurnResult
 from mnesis.session.compaction import CompactionScheduler
 from mnesis.session.core import SessionCore
+from mnesis.session.drafts import DraftKeeper
 from mnesis.session.inputs import check_pin_budget
 from mnesis.session.tools import ToolHandler, ToolLoop
 from mnesis.session.writer import SessionWriter
@@ -143,8 +146,9 @@ class Turn:
         return self._make_room
 
     async def _make_room(self) -> Step:
-        """Past the usable budget, wait for compaction before calling the model."""
-        made_room = await self.runner.compaction.wait_until_under_hard_limit()
+        """Past the usable budget, wait for compaction before calling the model
+        (``ContextLimitError`` if no room can be made: nothing is sent)."""
+        made_room = await self.runner.compaction.make_room_for_request()
         self.hard_result = made_room or self.hard_result
         return self._call_model
 
@@ -240,18 +244,18 @@ class TurnRunner:
         )
         reply = ResponseAccumulator()
         message_id = new_id("msg")
+        draft = DraftKeeper(core.store, core.id, message_id)
         try:
+            # A stream cut off with nothing at all (no text, no finish reason) is
+            # retried there as transient; an empty reply that finished is a reply.
             async for chunk in stream_with_retry(
                 core.provider, request, core.config.session.retry, self._publish_retry
             ):
                 reply.add(chunk)
-                if chunk.text and forward is not None:
-                    await forward(chunk.text)
-            if not reply.text and not reply.has_tool_calls:
-                # Some servers end a failed stream (overflow, crash) with nothing at all.
-                raise LLMPermanentError(
-                    f"the provider returned an empty response (finish_reason={reply.finish_reason})"
-                )
+                if chunk.text:
+                    draft.text_arrived(reply)
+                    if forward is not None:
+                        await forward(chunk.text)
         except BaseException as exc:
             error = (
                 exc
@@ -259,10 +263,15 @@ class TurnRunner:
                 else as_llm_error(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
             )
             await asyncio.shield(self._persist_failure(message_id, reply, error))
+            await asyncio.shield(draft.discard())
             if isinstance(exc, LLMError | asyncio.CancelledError) or not isinstance(exc, Exception):
                 raise
             raise error from exc
-        return await self._persist_reply(message_id, reply, hard_result)
+        step = await self._persist_reply(message_id, reply, hard_result)
+        await draft.discard()
+        if not step.text and not step.tool_calls:
+            self._publish_empty_reply(step)
+        return step
 
     async def _persist_failure(
         self, message_id: str, reply: ResponseAccumulator, error: BaseException
@@ -302,9 +311,21 @@ class TurnRunner:
         snapshot = self.writer.snapshot(
             extra_tokens=message.token_count + MESSAGE_OVERHEAD, hard_result=hard_result
         )
-        await self.writer.append_turn((message,), usage, cost, snapshot)
+        await self.writer.append_reply(message, usage, cost, snapshot)
         doom = self.tools.detect_doom_loop(message_id, calls)
         return ModelStep(message_id, text, str(finish), usage, cost, calls, doom)
+
+    def _publish_empty_reply(self, step: ModelStep) -> None:
+        core = self.core
+        core.bus.publish(
+            MnesisEvent.LLM_EMPTY_REPLY,
+            {
+                "session_id": core.id,
+                "model": core.model,
+                "message_id": step.message_id,
+                "finish_reason": step.finish_reason,
+            },
+        )
 
     def _publish_retry(self, attempt: int, delay: float, error: LLMError) -> None:
         core = self.core

@@ -2,21 +2,29 @@
 
 A turn's reply (or a recorded turn) goes to the store in one append with its
 usage and a snapshot of the context it was answered from, so the history and
-the totals never disagree; then the session's running totals follow and one
-``message.created`` event per message is published.
+the totals never disagree; then the session's running totals follow the
+store's (which count every writer's turns) and one ``message.created`` event
+per message is published. The store numbers the turn: several processes may
+write one session, so no count a process keeps can say which turn is next.
+
+A model's reply is paid for and cannot be asked for again, so a reply the
+store refuses as a turn is kept as a failed message with its text and usage;
+only when that fails too is it lost, and the error raised names it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
+from mnesis.errors import MnesisStoreError
 from mnesis.events.bus import MnesisEvent
 from mnesis.models.ids import new_id
-from mnesis.models.message import MessagePart, TokenUsage
+from mnesis.models.message import MessagePart, MessageStatus, TextPart, TokenUsage, ToolPart
 from mnesis.models.results import CompactionResult, TurnSnapshot
 from mnesis.session.compaction import CompactionScheduler
 from mnesis.session.core import SessionCore
-from mnesis.store import NewMessage
+from mnesis.store import AppendOutcome, NewMessage
 from mnesis.tokens import MESSAGE_OVERHEAD
 
 
@@ -29,7 +37,7 @@ class SessionWriter:
 
     async def append(self, messages: tuple[NewMessage, ...]) -> None:
         """Append messages that complete no turn (a user message, a failed reply)."""
-        await self._core.live.append(messages)
+        self._core.totals.follow(await self._core.live.append(messages))
         self._publish_created(messages)
 
     async def append_turn(
@@ -38,12 +46,55 @@ class SessionWriter:
         usage: TokenUsage,
         cost: float,
         snapshot: TurnSnapshot,
-    ) -> None:
-        """Append the messages that complete a turn, with its usage and snapshot."""
+    ) -> AppendOutcome:
+        """Append the messages that complete a turn, with its usage and snapshot.
+
+        Returns:
+            The store's outcome; ``turn_index`` is the number the store gave the turn.
+        """
         core = self._core
-        await core.live.append(messages, usage=usage, cost=cost, snapshot=snapshot)
-        core.totals.add(usage, cost, turn=True)
+        outcome = await core.live.append(messages, usage=usage, cost=cost, snapshot=snapshot)
+        core.totals.follow(outcome)
         self._publish_created(messages)
+        return outcome
+
+    async def append_reply(
+        self, reply: NewMessage, usage: TokenUsage, cost: float, snapshot: TurnSnapshot
+    ) -> AppendOutcome:
+        """Append a model's reply that completes a turn; never drop it silently.
+
+        Raises:
+            Exception: The store's error, after the reply was kept as a failed
+                message (a note on the error names it).
+            MnesisStoreError: The reply could not be kept at all; the message
+                says which reply and what it held.
+        """
+        try:
+            return await self.append_turn((reply,), usage, cost, snapshot)
+        except Exception as refused:
+            await self._keep_refused_reply(reply, usage, cost, refused)
+            raise
+
+    async def _keep_refused_reply(
+        self, reply: NewMessage, usage: TokenUsage, cost: float, refused: Exception
+    ) -> None:
+        """Store a reply the store refused as a turn as a failed message, text and usage."""
+        reason = f"{type(refused).__name__}: {refused}"
+        failed = dataclasses.replace(
+            reply,
+            status=MessageStatus.FAILED,
+            error=f"the reply could not be stored as a turn: {reason}"[:4000],
+        )
+        try:
+            outcome = await self._core.live.append((failed,), usage=usage, cost=cost)
+        except Exception as again:
+            raise MnesisStoreError(
+                f"the model's reply was not stored: {describe_reply(reply)}; "
+                f"as a turn: {reason}; as a failed message: {type(again).__name__}: {again}"
+            ) from refused
+        self._core.totals.follow(outcome)
+        self._publish_created((failed,))
+        refused.add_note(f"the model's reply was kept as failed message {reply.id}")
 
     async def append_user(self, parts: list[MessagePart]) -> str:
         """Append a user message; returns its id."""
@@ -95,7 +146,7 @@ class SessionWriter:
         breakdown = core.live.window.breakdown(core.system_tokens())
         will_start = self._compaction.would_start(breakdown.total + extra_tokens)
         return TurnSnapshot(
-            turn_index=core.totals.turns + 1,
+            turn_index=0,  # the store numbers the turn when it is appended
             role="assistant",
             context_tokens=breakdown.model_copy(
                 update={
@@ -120,3 +171,10 @@ class SessionWriter:
                     "status": str(message.status),
                 },
             )
+
+
+def describe_reply(reply: NewMessage) -> str:
+    """A reply in one line: its id, and how much text and how many tool calls it held."""
+    text = sum(len(p.part.text) for p in reply.parts if isinstance(p.part, TextPart))
+    calls = sum(isinstance(p.part, ToolPart) for p in reply.parts)
+    return f"message {reply.id} ({text:,} characters of text, {calls} tool calls)"

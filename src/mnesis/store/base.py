@@ -12,7 +12,8 @@ of the history.
 
 The protocol is a small required core, :class:`MessageLog`, plus one
 sub-protocol per capability (:class:`SummaryDAG`, :class:`RecallIndex`,
-:class:`FileRefs`, :class:`MapRuns`, :class:`CompactionLocks`); :class:`Store`
+:class:`FileRefs`, :class:`MapRuns`, :class:`CompactionLocks`,
+:class:`ReplyDrafts`); :class:`Store`
 is all of them, which every mnesis backend provides. Each capability is
 ``runtime_checkable``, so ``isinstance(store, MapRuns)`` is its type guard.
 """
@@ -25,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import FileRefPart, MessageWithParts, TokenUsage
 from mnesis.models.results import TurnSnapshot
+from mnesis.store.drafts import ReplyDraft
 from mnesis.store.records import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
@@ -54,6 +56,8 @@ __all__ = [
     "NewPart",
     "NewSummary",
     "RecallIndex",
+    "ReplyDraft",
+    "ReplyDrafts",
     "SessionRecord",
     "Store",
     "SummaryDAG",
@@ -253,5 +257,31 @@ class CompactionLocks(Protocol):
 
 
 @runtime_checkable
-class Store(MessageLog, SummaryDAG, RecallIndex, FileRefs, MapRuns, CompactionLocks, Protocol):
+class ReplyDrafts(Protocol):
+    """A streaming reply's text, saved now and then, so a dead process loses none of it."""
+
+    async def save_draft(self, session_id: str, message_id: str, text: str) -> None:
+        """Save (or replace) the text so far of the reply ``message_id``, owned by
+        this process."""
+        ...
+
+    async def discard_draft(self, message_id: str) -> None:
+        """Forget a draft: its reply, or its failure, is stored."""
+        ...
+
+    async def reply_drafts(self, session_id: str) -> list[ReplyDraft]:
+        """The session's drafts, oldest first, with the process that writes each."""
+        ...
+
+    async def settle_draft(self, session_id: str, interrupted: NewMessage) -> bool:
+        """Replace an abandoned draft by ``interrupted``, a failed message with the
+        draft's id and text, atomically; False (nothing stored) when it is gone
+        already or its reply was stored."""
+        ...
+
+
+@runtime_checkable
+class Store(
+    MessageLog, SummaryDAG, RecallIndex, FileRefs, MapRuns, CompactionLocks, ReplyDrafts, Protocol
+):
     """Everything a mnesis backend provides; sessions need all of it."""

@@ -147,13 +147,28 @@ class SummaryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionCounters:
+    """A session's running counters as the store holds them: every writer's sum."""
+
+    tokens: TokenUsage
+    cost: float
+    turn_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class AppendOutcome:
-    """What an append did: sequence numbers given and the context versions around it."""
+    """What a write did: sequence numbers given and the context versions around it.
+
+    An append also gives the session's counters after it and, when it recorded
+    a turn snapshot, the turn index the store assigned.
+    """
 
     seqs: tuple[int, ...]
     version_before: int
     version_after: int
     message_ids: tuple[str, ...] = ()
+    counters: SessionCounters | None = None
+    turn_index: int | None = None
 
 
 def searchable_text(part: MessagePart) -> str:

@@ -6,6 +6,8 @@ so many sessions on one file share a connection and its writer thread;
 picks the backend: ``postgresql://`` (or ``postgres://``) opens a
 :class:`PostgresStore`, shared per URL and event loop (a pool belongs to the
 loop that made it); a path or ``sqlite:///path`` opens a :class:`SQLiteStore`.
+Readers pass ``create=False``: a mistyped path then says the database does not
+exist instead of leaving an empty one behind.
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ def describe_location(url: str) -> tuple[str, int | None]:
     if is_postgres_url(url):
         return redact_url(url.strip()), None  # a server database: no file, no password
     path = _sqlite_path(url)
-    if path is None or path == ":memory:":
+    if path is None or path == ":memory:" or "\0" in path:
         return url, None
     file = Path(os.path.expanduser(path))
-    return str(file), file.stat().st_size if file.exists() else None
+    try:
+        return str(file), file.stat().st_size
+    except OSError:
+        return str(file), None
 
 
 _stores: dict[str, tuple[Store, int]] = {}
@@ -77,7 +82,7 @@ def _key(url: str) -> str:
     return url
 
 
-async def _open(url: str, config: StoreConfig) -> Store:
+async def _open(url: str, config: StoreConfig, *, create: bool) -> Store:
     """A newly opened store for ``url``, the backend picked by its scheme."""
     if is_postgres_url(url):
         return await PostgresStore(url.strip(), timeout=config.connection_timeout).open()
@@ -92,13 +97,20 @@ async def _open(url: str, config: StoreConfig) -> Store:
         os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
         wal_mode=config.wal_mode,
         timeout=config.connection_timeout,
+        create=create,
     ).open()
 
 
-async def acquire_store(url: str, config: StoreConfig) -> Store:
-    """An open store for ``url``, shared with other sessions of this process."""
+async def acquire_store(url: str, config: StoreConfig, *, create: bool = True) -> Store:
+    """An open store for ``url``, shared with other sessions of this process.
+
+    With ``create=False`` a SQLite file that does not exist yet is refused
+    (``DatabaseNotFoundError``) rather than created.
+    """
     if not url or not url.strip():
         raise ConfigError("store.db_path must not be empty")
+    if "\0" in url:
+        raise ConfigError("the database path or URL contains a NUL character")
     key = _key(url)
     with _guard:
         if key in _stores:
@@ -107,7 +119,7 @@ async def acquire_store(url: str, config: StoreConfig) -> Store:
                 _stores[key] = (store, count + 1)
                 return store
             del _stores[key]  # a pool of a finished event loop (its id was reused)
-    new = await _open(url, config)
+    new = await _open(url, config, create=create)
     if not is_postgres_url(url) and _sqlite_path(url) == ":memory:":
         return new  # private to its user: nothing to share
     with _guard:

@@ -13,7 +13,7 @@ import functools
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mnesis.errors import MnesisError, MnesisStoreError
+from mnesis.errors import ConfigError, MnesisError, MnesisStoreError
 from mnesis.store.sql.errors import (
     Rule,
     constraint,
@@ -25,15 +25,31 @@ from mnesis.store.sql.errors import (
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (what errors and ``store.url`` show)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL without its password (what errors and ``store.url`` show); never raises.
+
+    Works on the text of the URL, not its parsed port, so a malformed URL (a
+    port that is not a number) is still shown without its password.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://(a malformed URL)"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = userinfo.partition(":")[0] + at + hostport
+    query = "&".join(
+        "password=***" if field.lower().startswith("password=") else field
+        for field in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def check_dsn(dsn: str) -> None:
+    """``ConfigError`` for a PostgreSQL URL that cannot name a server (such as its port)."""
+    try:
+        parts = urlsplit(dsn)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ConfigError(f"invalid PostgreSQL URL {redact_url(dsn)}: {exc}") from None
 
 
 def import_asyncpg() -> Any:

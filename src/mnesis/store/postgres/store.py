@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from mnesis.errors import MnesisStoreError
+from mnesis.errors import ConfigError, MnesisStoreError
 from mnesis.store.postgres.dialect import PostgresDialect, run
-from mnesis.store.postgres.errors import import_asyncpg, redact_url, translate_error
+from mnesis.store.postgres.errors import check_dsn, import_asyncpg, redact_url, translate_error
 from mnesis.store.postgres.migrate import migrate
 from mnesis.store.sql.backend import SQLBackend
 from mnesis.store.sql.statements import Steps
@@ -34,6 +35,7 @@ class PostgresStore(SQLBackend):
     def __init__(
         self, dsn: str, *, timeout: float = 30.0, min_size: int = 1, max_size: int = 10
     ) -> None:
+        check_dsn(dsn)
         self._dsn = dsn
         self.url = redact_url(dsn)
         self._timeout = timeout
@@ -63,8 +65,18 @@ class PostgresStore(SQLBackend):
                 self._pool.terminate()
                 self._pool = None
             self._raise_translated(exc)
+            if isinstance(exc, ValueError | TypeError):  # asyncpg refused the URL's options
+                raise ConfigError(
+                    f"invalid PostgreSQL URL {self.url}: {self._redact(exc)}"
+                ) from None
             raise
         return self
+
+    def _redact(self, exc: BaseException) -> str:
+        """The error's text without the password, should the driver have quoted it."""
+        text = str(exc)
+        password = urlsplit(self._dsn).password
+        return text.replace(password, "***") if password else text
 
     def _raise_translated(self, exc: BaseException) -> None:
         """Raise the mnesis error for a driver error; return for any other."""
@@ -109,7 +121,12 @@ class PostgresStore(SQLBackend):
 
     @contextlib.asynccontextmanager
     async def compaction_lock(self, session_id: str) -> AsyncIterator[bool]:
-        """A session-level advisory lock on its own connection, held for the pass."""
+        """A session-level advisory lock on its own connection, held for the pass.
+
+        The server drops the lock with the connection, so a holder that dies (or
+        loses its connection) frees it at once; a connection whose unlock fails
+        is closed rather than pooled with the lock still on it.
+        """
         pool = self._pool_or_raise()
         key = "mnesis-compaction:" + session_id
         try:
@@ -125,7 +142,16 @@ class PostgresStore(SQLBackend):
                 yield held
             finally:
                 if held:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+                    try:
+                        await conn.execute(
+                            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
+                        )
+                    except BaseException:
+                        conn.terminate()  # the lock ends with the connection
+                        raise
+        except Exception as exc:
+            self._raise_translated(exc)
+            raise
         finally:
             await pool.release(conn)
 

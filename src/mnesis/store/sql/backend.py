@@ -9,6 +9,7 @@ PostgreSQL takes an advisory lock).
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
@@ -16,6 +17,8 @@ from typing import TypeVar
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import FileRefPart, MessageWithParts, TokenUsage
 from mnesis.models.results import TurnSnapshot
+from mnesis.store.drafts import ReplyDraft
+from mnesis.store.owners import this_process
 from mnesis.store.records import (
     AppendOutcome,
     ContextEntry,
@@ -25,7 +28,7 @@ from mnesis.store.records import (
     SummaryRecord,
     ToolResult,
 )
-from mnesis.store.sql import file_refs, log, map_runs, reads, summary_dag
+from mnesis.store.sql import drafts, file_refs, log, map_runs, reads, summary_dag
 from mnesis.store.sql.statements import Dialect, Steps
 from mnesis.store.sql.verify import verify
 
@@ -179,3 +182,18 @@ class SQLBackend(ABC):
 
     async def map_results(self, run_id: str) -> list[tuple[int, str, str | None]]:
         return await self._read(map_runs.map_results(run_id))
+
+    # -- reply drafts --------------------------------------------------------------
+
+    async def save_draft(self, session_id: str, message_id: str, text: str) -> None:
+        owner = this_process()
+        await self._write(drafts.save_draft(session_id, message_id, text, owner, time.time()))
+
+    async def discard_draft(self, message_id: str) -> None:
+        await self._write(drafts.discard_draft(message_id))
+
+    async def reply_drafts(self, session_id: str) -> list[ReplyDraft]:
+        return await self._read(drafts.drafts_of(session_id))
+
+    async def settle_draft(self, session_id: str, interrupted: NewMessage) -> bool:
+        return await self._write(drafts.settle_draft(self.dialect, session_id, interrupted))

@@ -4,7 +4,10 @@ Every write first locks the session's row (``FOR NO KEY UPDATE`` on
 PostgreSQL, which conflicts with itself but not with foreign-key checks of
 rows that merely refer to the session; SQLite's ``BEGIN IMMEDIATE`` already
 holds the file's write lock), so writers of one session queue up and never
-hand out the same sequence number or context position.
+hand out the same sequence number, context position or turn index: each is the
+next free one in the tables, read inside the appending transaction, never a
+counter a process cached, so any number of processes and hosts may append to
+one session.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from mnesis.models.results import TurnSnapshot
 from mnesis.store.records import (
     AppendOutcome,
     NewMessage,
+    SessionCounters,
     SessionRecord,
     ToolResult,
     searchable_text,
@@ -26,6 +30,7 @@ from mnesis.store.sql.rows import (
     SESSION_COLUMNS,
     message_params,
     session_from_row,
+    usage_from_row,
 )
 from mnesis.store.sql.statements import (
     Dialect,
@@ -85,6 +90,13 @@ def get_session(session_id: str) -> Steps[SessionRecord]:
     return session_from_row(row)
 
 
+_LAST_POSITIONS = (
+    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?), "
+    "(SELECT COALESCE(MAX(position), 0) FROM context_items WHERE session_id = ?)"
+)
+_LAST_TURN = ", (SELECT COALESCE(MAX(turn_index), 0) FROM turns WHERE session_id = ?)"
+
+
 def append(
     d: Dialect,
     session_id: str,
@@ -93,15 +105,18 @@ def append(
     cost: float,
     snapshot: TurnSnapshot | None,
 ) -> Steps[AppendOutcome]:
-    """Append messages (complete ones join the context view) and the turn's bookkeeping."""
+    """Append messages (complete ones join the context view) and the turn's bookkeeping.
+
+    The snapshot is stored under the next free turn index (its own
+    ``turn_index`` is replaced); the outcome carries that index and the
+    session's counters after the append.
+    """
     now = time.time()
     before = yield from lock_session(session_id)
-    last = yield one(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?), "
-        "(SELECT COALESCE(MAX(position), 0) FROM context_items WHERE session_id = ?)",
-        session_id,
-        session_id,
-    )
+    if snapshot is None:
+        last = yield one(_LAST_POSITIONS, session_id, session_id)
+    else:
+        last = yield one(_LAST_POSITIONS + _LAST_TURN, session_id, session_id, session_id)
     seq, position = int(last[0]), int(last[1])
     seqs: list[int] = []
     joined: list[tuple[str, int, str]] = []
@@ -119,12 +134,14 @@ def append(
             joined,
         )
     u = usage or TokenUsage()
-    yield execute(
+    counters = yield one(
         "UPDATE sessions SET updated_at = ?, input_tokens = input_tokens + ?, "
         "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
         "cache_write_tokens = cache_write_tokens + ?, total_tokens = total_tokens + ?, "
         "cost = cost + ?, turn_count = turn_count + ?, "
-        "context_version = context_version + ? WHERE id = ?",
+        "context_version = context_version + ? WHERE id = ? "
+        "RETURNING input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+        "total_tokens, cost, turn_count",
         now,
         u.input,
         u.output,
@@ -136,16 +153,24 @@ def append(
         1 if joined else 0,
         session_id,
     )
+    turn_index = None
     if snapshot is not None:
+        turn_index = int(last[2]) + 1
         yield execute(
             "INSERT INTO turns (session_id, turn_index, snapshot_json, created_at) "
             "VALUES (?, ?, ?, ?)",
             session_id,
-            snapshot.turn_index,
-            snapshot.model_dump_json(),
+            turn_index,
+            snapshot.model_copy(update={"turn_index": turn_index}).model_dump_json(),
             now,
         )
-    return AppendOutcome(tuple(seqs), before, before + (1 if joined else 0))
+    return AppendOutcome(
+        tuple(seqs),
+        before,
+        before + (1 if joined else 0),
+        counters=SessionCounters(usage_from_row(counters, 0), counters[5], counters[6]),
+        turn_index=turn_index,
+    )
 
 
 def insert_message(d: Dialect, session_id: str, seq: int, msg: NewMessage) -> Steps[None]:

@@ -19,6 +19,11 @@ RULES: tuple[Rule, ...] = (
         texts=("locked",),
     ),
     Rule(
+        sqlite3.OperationalError,
+        store_error("database {where} is read-only (no write access to the file or its folder)"),
+        texts=("readonly",),
+    ),
+    Rule(
         sqlite3.DatabaseError,
         store_error("{where} is not a readable mnesis database"),
         texts=("not a database", "malformed"),

@@ -1,6 +1,7 @@
 """SQLite schema migrations: numbered scripts, each in its own transaction.
 
-A file written by a newer mnesis is refused before anything writes to it.
+A file written by a newer mnesis is refused before anything writes to it; a
+read-only one is read as it is, if it needs no migration.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
+from mnesis.errors import MnesisStoreError
 from mnesis.store.migrations import load_migrations, refuse_newer
 from mnesis.store.sqlite.dialect import transaction
 
@@ -31,16 +33,31 @@ def _only_comments(text: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
 
 
-def refuse_newer_schema(conn: sqlite3.Connection, path: str) -> None:
-    """``SchemaVersionError`` if the file's schema is newer than this code's."""
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version (0 before the first migration)."""
     exists = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
     ).fetchone()
-    if exists:
-        (current,) = conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
-        ).fetchone()
-        refuse_newer(path, current, load_migrations("sqlite")[-1].version)
+    if not exists:
+        return 0
+    (current,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+    return int(current)
+
+
+def refuse_newer_schema(conn: sqlite3.Connection, path: str) -> None:
+    """``SchemaVersionError`` if the file's schema is newer than this code's."""
+    refuse_newer(path, schema_version(conn), load_migrations("sqlite")[-1].version)
+
+
+def refuse_pending(conn: sqlite3.Connection, path: str) -> None:
+    """For a file opened read-only: refuse a newer schema, and an older one."""
+    current, latest = schema_version(conn), load_migrations("sqlite")[-1].version
+    refuse_newer(path, current, latest)
+    if current < latest:
+        raise MnesisStoreError(
+            f"database {path} is read-only and has schema version {current}, older than "
+            f"this mnesis needs ({latest}); open it once with write access to migrate it"
+        )
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import sqlite3
@@ -20,14 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mnesis.errors import MnesisStoreError
+from mnesis.errors import ConfigError, DatabaseNotFoundError, MnesisStoreError
+from mnesis.store.owners import ProcessOwner, is_abandoned, this_process
 from mnesis.store.sql.backend import SQLBackend
-from mnesis.store.sql.statements import Steps, execute, value
+from mnesis.store.sql.statements import Steps, execute, one, rowcount
 from mnesis.store.sqlite.dialect import SQLiteDialect, run, transaction
 from mnesis.store.sqlite.errors import translate_error
-from mnesis.store.sqlite.migrate import migrate, refuse_newer_schema
+from mnesis.store.sqlite.migrate import migrate, refuse_newer_schema, refuse_pending
+from mnesis.store.sqlite.probe import FileKind, connect_read_only, probe, writable
 
 T = TypeVar("T")
+
+logger = logging.getLogger("mnesis.store")
 
 
 def prepare_private_file(path: Path) -> None:
@@ -41,20 +46,38 @@ def prepare_private_file(path: Path) -> None:
 class SQLiteStore(SQLBackend):
     """The SQLite implementation of :class:`mnesis.store.base.Store`."""
 
-    LEASE_SECONDS = 900.0
+    LEASE_SECONDS = 60.0  # a lease whose heartbeat is older is abandoned
+    HEARTBEAT_SECONDS = 10.0  # how often a held lease is renewed
     dialect = SQLiteDialect()
 
-    def __init__(self, path: str | Path, *, wal_mode: bool = True, timeout: float = 30.0) -> None:
-        self.path = str(path)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        wal_mode: bool = True,
+        timeout: float = 30.0,
+        create: bool = True,
+    ) -> None:
+        self.path = os.fspath(path)
+        if "\0" in self.path:
+            raise ConfigError(f"database path {self.path!r} contains a NUL character")
         self.url = f"sqlite:///{self.path}"
+        self.read_only = False  # set by open() when the file or its folder is not writable
         self._wal = wal_mode
         self._timeout = timeout
+        self._create = create
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnesis-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
     async def open(self) -> SQLiteStore:
-        """Open the file, set pragmas and run pending migrations."""
+        """Open the file, set pragmas and run pending migrations.
+
+        The file is recognised read-only first: another application's database
+        is refused untouched (``ForeignDatabaseError``); with ``create=False`` a
+        missing one is refused (``DatabaseNotFoundError``) instead of created; a
+        file without write access is opened read-only, as it is.
+        """
         try:
             await self._run(self._open_sync)
         except BaseException:
@@ -65,7 +88,20 @@ class SQLiteStore(SQLBackend):
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
-            prepare_private_file(Path(self.path))
+            file = Path(self.path)
+            kind = probe(file, self._timeout)  # before anything writes to the file
+            if kind is not FileKind.MNESIS and not self._create:
+                raise DatabaseNotFoundError(self.path, empty=kind is FileKind.EMPTY)
+            if kind is FileKind.MISSING:
+                try:
+                    prepare_private_file(file)
+                except OSError as exc:
+                    raise MnesisStoreError(
+                        f"cannot create database file {self.path}: {exc.strerror or exc}"
+                    ) from exc
+            if not writable(file):
+                self._open_read_only(file)
+                return
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
@@ -82,6 +118,17 @@ class SQLiteStore(SQLBackend):
             conn.close()
             self._conn = None
             raise
+
+    def _open_read_only(self, file: Path) -> None:
+        """Read a file without write access as it is: no WAL switch, no migration."""
+        conn = connect_read_only(file, self._timeout)
+        try:
+            refuse_pending(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.read_only = True
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs a moment of exclusive access; when
@@ -145,31 +192,85 @@ class SQLiteStore(SQLBackend):
 
     @contextlib.asynccontextmanager
     async def compaction_lock(self, session_id: str) -> AsyncIterator[bool]:
-        """A lease row with an expiry, so a crashed holder cannot keep it forever."""
-        holder = f"{os.getpid()}:{secrets.token_hex(8)}"
-        held = await self._write(_take_lease(session_id, holder, self.LEASE_SECONDS))
+        """A lease row naming its holder's process, renewed by a heartbeat while held.
+
+        A holder that died on this host (SIGKILL, power cut of a container) loses
+        the lease at once; one on another host loses it when its heartbeat is
+        older than ``LEASE_SECONDS``.
+        """
+        owner = this_process()
+        holder = f"{owner.pid}:{secrets.token_hex(8)}"
+        held = await self._write(_take_lease(session_id, holder, owner, self.LEASE_SECONDS))
+        if not held:
+            yield False
+            return
+        heartbeat = asyncio.get_running_loop().create_task(self._renew_lease(session_id, holder))
         try:
-            yield held
+            yield True
         finally:
-            if held and not self._closed:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            if not self._closed:
                 await self._write(_give_back_lease(session_id, holder))
 
+    async def _renew_lease(self, session_id: str, holder: str) -> None:
+        """Push the lease's heartbeat and expiry forward until cancelled."""
+        while True:
+            await asyncio.sleep(self.HEARTBEAT_SECONDS)
+            try:
+                kept = await self._write(_renew_lease(session_id, holder, self.LEASE_SECONDS))
+            except MnesisStoreError as exc:
+                logger.warning("could not renew the compaction lease of %s: %s", session_id, exc)
+                continue
+            if not kept:
+                logger.warning("the compaction lease of %s was taken over", session_id)
+                return
 
-def _take_lease(session_id: str, holder: str, seconds: float) -> Steps[bool]:
+
+def _take_lease(session_id: str, holder: str, owner: ProcessOwner, seconds: float) -> Steps[bool]:
     now = time.time()
-    expires = yield value(
-        "SELECT expires_at FROM compaction_leases WHERE session_id = ?", session_id
+    row = yield one(
+        "SELECT expires_at, host, pid, started, heartbeat_at FROM compaction_leases "
+        "WHERE session_id = ?",
+        session_id,
     )
-    if expires is not None and expires > now:
+    if row is not None and not _lease_abandoned(row, now, seconds):
         return False
     yield execute(
-        "INSERT OR REPLACE INTO compaction_leases (session_id, holder, expires_at) "
-        "VALUES (?, ?, ?)",
+        "INSERT OR REPLACE INTO compaction_leases "
+        "(session_id, holder, expires_at, host, pid, started, heartbeat_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         session_id,
         holder,
         now + seconds,
+        owner.host,
+        owner.pid,
+        owner.started,
+        now,
     )
     return True
+
+
+def _lease_abandoned(row: tuple[Any, ...], now: float, seconds: float) -> bool:
+    expires_at, host, pid, started, heartbeat_at = row
+    if expires_at <= now:
+        return True
+    if not host:  # written before leases named their holder: only the expiry tells
+        return False
+    return is_abandoned(ProcessOwner(host, int(pid), started), heartbeat_at, now, seconds)
+
+
+def _renew_lease(session_id: str, holder: str, seconds: float) -> Steps[bool]:
+    now = time.time()
+    renewed = yield rowcount(
+        "UPDATE compaction_leases SET heartbeat_at = ?, expires_at = ? "
+        "WHERE session_id = ? AND holder = ?",
+        now,
+        now + seconds,
+        session_id,
+        holder,
+    )
+    return bool(renewed)
 
 
 def _give_back_lease(session_id: str, holder: str) -> Steps[None]:
