@@ -151,8 +151,9 @@ async def test_an_empty_file_becomes_a_mnesis_database(tmp_path: Path, kind: str
 async def test_reading_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "no" / "such" / "sessions.db"
 
+    assert await MnesisSession.list_sessions(db_path=str(db)) == []  # nothing stored yet
     with pytest.raises(DatabaseNotFoundError, match="does not exist") as err:
-        await MnesisSession.list_sessions(db_path=str(db))
+        await MnesisSession.load("sess_x", db_path=str(db))
     with pytest.raises(SessionNotFoundError):  # "load, else create" code keeps working
         await MnesisSession.load("sess_x", db_path=str(db))
     empty = tmp_path / "empty.db"

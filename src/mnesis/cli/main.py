@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mnesis import (
+    DatabaseNotFoundError,
     FileRefPart,
     MessageWithParts,
     MnesisError,
@@ -33,7 +34,8 @@ from mnesis import (
     ToolPart,
     __version__,
 )
-from mnesis.store import describe_location, resolve_db_url
+from mnesis.models.info import SessionInfo
+from mnesis.store import describe_location, is_postgres_url, resolve_db_url
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -106,8 +108,18 @@ def _message_json(message: MessageWithParts, summary_id: str | None) -> dict[str
 # -- commands ----------------------------------------------------------------
 
 
+async def _stored_sessions(db: str | None) -> list[SessionInfo]:
+    """The sessions of a database that exists: for a command, a missing one is a
+    mistyped path, not an empty list."""
+    url = resolve_db_url(db, StoreConfig())
+    path, size = await asyncio.to_thread(describe_location, url)
+    if size is None and not is_postgres_url(url):
+        raise DatabaseNotFoundError(path)
+    return await MnesisSession.list_sessions(db_path=db)
+
+
 async def cmd_sessions(args: argparse.Namespace) -> int:
-    sessions = await MnesisSession.list_sessions(db_path=args.db)
+    sessions = await _stored_sessions(args.db)
     if args.json:
         _dump([s.model_dump(mode="json") for s in sessions])
         return 0
@@ -297,7 +309,7 @@ def _database_file(db: str | None) -> tuple[str, int | None]:
 
 
 async def cmd_stats(args: argparse.Namespace) -> int:
-    sessions = await MnesisSession.list_sessions(db_path=args.db)
+    sessions = await _stored_sessions(args.db)
     path, size = await asyncio.to_thread(_database_file, args.db)
     data = {
         "database": path,

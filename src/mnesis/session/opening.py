@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
+from mnesis.errors import DatabaseNotFoundError
 from mnesis.events.bus import EventBus
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
@@ -129,9 +130,15 @@ async def load_core(
 
 
 async def stored_sessions(db_path: str | None, config: MnesisConfig | None) -> list[SessionInfo]:
-    """Every session in a database, newest first."""
+    """Every session in a database, newest first; none (and no file made) when the
+    database does not exist yet."""
     store_config = (config or MnesisConfig()).store
-    store = await acquire_store(resolve_db_url(db_path, store_config), store_config, create=False)
+    try:
+        store = await acquire_store(
+            resolve_db_url(db_path, store_config), store_config, create=False
+        )
+    except DatabaseNotFoundError:
+        return []
     try:
         return await store.list_sessions()
     finally:
