@@ -175,8 +175,9 @@ class CompactionScheduler:
             return
         core = self._core
         # Usage only, no messages: the context view (and its version) stays as it is.
-        await core.store.append(core.id, (), usage=result.tokens, cost=result.cost)
-        core.totals.add(result.tokens, result.cost, turn=False)
+        core.totals.follow(
+            await core.store.append(core.id, (), usage=result.tokens, cost=result.cost)
+        )
 
     def stop_starting(self) -> None:
         """Start no more background passes (the session is closing)."""

@@ -38,13 +38,6 @@ class SessionTotals:
         if counters is not None:
             self.usage, self.cost, self.turns = counters.tokens, counters.cost, counters.turn_count
 
-    def add(self, usage: TokenUsage, cost: float, *, turn: bool) -> None:
-        """Count one model call whose append gave no counters back."""
-        self.usage = self.usage + usage
-        self.cost += cost
-        if turn:
-            self.turns += 1
-
 
 @dataclass(slots=True, eq=False)
 class SessionCore:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mnesis.context import needs_cache_breakpoints, with_cache_breakpoints
+from mnesis.context import needs_cache_breakpoints
 from mnesis.errors import LLMError
 from mnesis.events.bus import MnesisEvent
 from mnesis.llm.base import LLMRequest, ResponseAccumulator
@@ -232,9 +232,9 @@ class TurnRunner:
     ) -> ModelStep:
         """One model call on the live context, streamed to ``forward``, then persisted."""
         core = self.core
-        messages = core.live.window.messages(core.prompt(system_prompt))
-        if needs_cache_breakpoints(core.model):
-            messages = with_cache_breakpoints(messages)
+        messages = core.live.window.messages(
+            core.prompt(system_prompt), cache_breakpoints=needs_cache_breakpoints(core.model)
+        )
         request = LLMRequest(
             model=core.model,
             messages=messages,
