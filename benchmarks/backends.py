@@ -12,6 +12,7 @@ PostgreSQL is the local server (``--pg postgresql://postgres@127.0.0.1:5432``);
 a scratch database is created and dropped.
 
     python benchmarks/backends.py [--appends 400] [--shared-turns 200] [--grep-messages 20000]
+    python benchmarks/backends.py --shared-only [--writers 1,4,8]   # just the one-session rows
 """
 
 from __future__ import annotations
@@ -204,7 +205,16 @@ async def grep_latency(url: str, messages: int, queries: int) -> tuple[float, fl
     return statistics.median(times) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
 
 
-async def main(appends: int, shared_turns: int, grep_messages: int, queries: int, pg: str) -> None:
+async def main(
+    appends: int,
+    shared_turns: int,
+    grep_messages: int,
+    queries: int,
+    pg: str,
+    *,
+    shared_only: bool = False,
+    shared_writers: tuple[int, ...] = SHARED_WRITERS,
+) -> None:
     import asyncpg
 
     name = "mnesis_bench_" + secrets.token_hex(4)
@@ -219,25 +229,28 @@ async def main(appends: int, shared_turns: int, grep_messages: int, queries: int
                 "PostgreSQL (local)": f"{pg}/{name}",
             }
             for label, url in backends.items():
-                one = await writers(url, 1, appends)
-                eight = await writers(url, 8, appends)
-                for processes in SHARED_WRITERS:
+                for processes in shared_writers:
                     shared.append(
                         (label, processes, await shared_session(url, processes, shared_turns))
                     )
+                if shared_only:
+                    continue
+                one = await writers(url, 1, appends)
+                eight = await writers(url, 8, appends)
                 p50, p99 = await grep_latency(url, grep_messages, queries)
                 rows.append((label, one, eight, p50, p99))
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    print(
-        f"| backend | appends/s, 1 writer | appends/s, 8 writer processes | "
-        f"grep p50 / p99 ({grep_messages:,} messages) |"
-    )
-    print("|---|---|---|---|")
-    for label, one, eight, p50, p99 in rows:
-        print(f"| {label} | {one:,.0f} | {eight:,.0f} | {p50:.1f} / {p99:.1f} ms |")
-    print()
+    if rows:
+        print(
+            f"| backend | appends/s, 1 writer | appends/s, 8 writer processes | "
+            f"grep p50 / p99 ({grep_messages:,} messages) |"
+        )
+        print("|---|---|---|---|")
+        for label, one, eight, p50, p99 in rows:
+            print(f"| {label} | {one:,.0f} | {eight:,.0f} | {p50:.1f} / {p99:.1f} ms |")
+        print()
     print(
         f"| backend | writer processes on one session ({shared_turns} send() each) | "
         "turns/s | p99 per turn | errors | every turn stored whole |"
@@ -262,5 +275,23 @@ if __name__ == "__main__":
     parser.add_argument("--grep-messages", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--shared-only", action="store_true", help="only the writers sharing one session"
+    )
+    parser.add_argument(
+        "--writers",
+        default=",".join(map(str, SHARED_WRITERS)),
+        help="writer processes on one session, comma-separated",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.appends, args.shared_turns, args.grep_messages, args.queries, args.pg))
+    asyncio.run(
+        main(
+            args.appends,
+            args.shared_turns,
+            args.grep_messages,
+            args.queries,
+            args.pg,
+            shared_only=args.shared_only,
+            shared_writers=tuple(int(n) for n in args.writers.split(",")),
+        )
+    )

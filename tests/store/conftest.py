@@ -44,6 +44,7 @@ from mnesis.store import (
     Store,
     ToolResult,
 )
+from mnesis.store.base import NewSummary
 
 BACKENDS = ["sqlite", "postgres"]
 PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -206,6 +207,23 @@ class Build:
         call_id: str, output: str | None = "ok", error: str | None = None, token_count: int = 3
     ) -> ToolResult:
         return ToolResult(tool_call_id=call_id, output=output, error=error, token_count=token_count)
+
+    @staticmethod
+    def summary(summary_id: str, *sources: str, text: str = "they talked") -> NewSummary:
+        """A leaf summary of messages ``sources``, numbered 1..n."""
+        return NewSummary(
+            id=summary_id,
+            kind="leaf",
+            depth=0,
+            level_used=1,
+            text=text,
+            token_count=4,
+            sources=sources,
+            first_seq=1,
+            last_seq=len(sources),
+            message_count=len(sources),
+            created_at=1_700_000_200.0,
+        )
 
     @staticmethod
     def snapshot(turn_index: int, *, total: int = 100) -> TurnSnapshot:

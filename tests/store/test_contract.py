@@ -31,7 +31,7 @@ from mnesis.models.message import (
     ToolStatus,
 )
 from mnesis.models.results import CompactionResult, ContextBreakdown, TurnSnapshot
-from mnesis.store import ContextEntry, SessionRecord, Store
+from mnesis.store import ContextEntry, ContextMark, SessionRecord, Store
 
 # -- helpers -------------------------------------------------------------------
 
@@ -131,6 +131,7 @@ UNKNOWN_SESSION_CALLS: dict[str, Callable[[Store, Any], Awaitable[object]]] = {
     "get_session": lambda s, b: s.get_session("ghost"),
     "append": lambda s, b: s.append("ghost", (b.message("ghost-m1"),)),
     "context_entries": lambda s, b: s.context_entries("ghost"),
+    "context_changes": lambda s, b: s.context_changes("ghost", None),
     "get_messages": lambda s, b: s.get_messages("ghost"),
     "fill_tool_results": lambda s, b: s.fill_tool_results("ghost", (b.result("c1"),)),
 }
@@ -667,6 +668,96 @@ async def test_context_version_bumps_on_context_changes(store: Store, build: Any
     again = await store.append("s1", (build.message("u2"),))
     assert (again.version_before, again.version_after) == (2, 3)
     assert await version() == 3
+
+
+# -- catching up with the context view -------------------------------------------
+
+
+async def test_appends_give_context_positions_after_every_earlier_one(
+    store: Store, build: Any
+) -> None:
+    await store.create_session(build.session("s1"))
+    first = await store.append(
+        "s1",
+        (
+            build.message("u1"),
+            build.message("x1", status=MessageStatus.FAILED),
+            build.message("a1", role="assistant"),
+        ),
+    )
+    second = await store.append("s1", (build.message("u2"),))
+
+    assert (first.seqs, first.positions, second.positions) == ((1, 2, 3), (1, 2), (3,))
+    assert (first.rewrites, second.rewrites) == (0, 0)
+    _, entries = await store.context_entries("s1")
+    assert [(e.ref_id, e.seq, e.position) for e in entries] == [
+        ("u1", 1, 1),
+        ("a1", 3, 2),
+        ("u2", 4, 3),
+    ]
+
+
+async def test_context_changes_send_a_copy_only_the_tail_and_its_filled_entries(
+    store: Store, build: Any
+) -> None:
+    await store.create_session(build.session("s1"))
+    await store.append(
+        "s1", (build.message("u1"), build.message("a1", build.tool_call("c1"), role="assistant"))
+    )
+    whole = await store.context_changes("s1", None)
+    assert (whole.version, whole.rewrites, whole.whole) == (1, 0, True)
+    assert context_ids(list(whole.entries)) == ["u1", "a1"]
+    mark = ContextMark(whole.version, whole.rewrites, 2, ("a1",))
+    assert (await store.context_changes("s1", mark)).entries == ()  # nothing new
+    unknown = await store.context_changes("s1", ContextMark(whole.version, None, 2))
+    assert (unknown.whole, unknown.entries, unknown.rewrites) == (False, (), 0)
+
+    await store.append("s1", (build.message("u2"), build.message("u3")))
+    await store.fill_tool_results("s1", (build.result("c1", "found"),))
+    changes = await store.context_changes("s1", mark)
+
+    assert (changes.version, changes.rewrites, changes.whole) == (3, 0, False)
+    assert [(e.ref_id, e.position) for e in changes.entries] == [("u2", 3), ("u3", 4)]
+    (filled,) = changes.filled
+    assert filled.ref_id == "a1" and not filled.awaits_results
+    # the copy with the filled entry swapped in and the tail after it is the view
+    copy = [filled if e.ref_id == "a1" else e for e in whole.entries] + list(changes.entries)
+    assert copy == (await store.context_entries("s1"))[1]
+    # a copy cut short of any version is sent what follows it all the same
+    cut = await store.context_changes("s1", ContextMark(None, 0, 3))
+    assert context_ids(list(cut.entries)) == ["u3"]
+
+
+REWRITES: dict[str, Callable[[Store, Any], Awaitable[Any]]] = {
+    "summary": lambda s, b: s.commit_summary("s1", b.summary("S1", "u1", "a1")),
+    "prune": lambda s, b: s.prune_tool_outputs("s1", ("c1",)),
+    "pin": lambda s, b: s.pin("s1", "u1"),
+}
+
+
+@pytest.mark.parametrize("rewrite", sorted(REWRITES))
+async def test_a_rewrite_is_counted_and_sends_a_copy_the_whole_view(
+    store: Store, build: Any, rewrite: str
+) -> None:
+    await store.create_session(build.session("s1"))
+    await store.append(
+        "s1", (build.message("u1"), build.message("a1", build.tool_call("c1"), role="assistant"))
+    )
+    filled = await store.fill_tool_results("s1", (build.result("c1"),))
+    assert filled.rewrites == 0  # a result fills a slot in place: no rewrite
+    version, entries = await store.context_entries("s1")
+    mark = ContextMark(version, 0, entries[-1].position)
+
+    outcome = await REWRITES[rewrite](store, build)
+    assert (outcome.version_after, outcome.rewrites) == (version + 1, 1)
+    again = await REWRITES[rewrite](store, build) if rewrite != "summary" else outcome
+    assert again.rewrites == 1  # a write that changed nothing counts nothing
+    await store.append("s1", (build.message("u2"),))
+    changes = await store.context_changes("s1", mark)
+
+    assert (changes.rewrites, changes.whole) == (1, True)
+    assert list(changes.entries) == (await store.context_entries("s1"))[1]
+    assert changes.version == (await store.get_session("s1")).context_version
 
 
 # -- bad input ------------------------------------------------------------------

@@ -123,6 +123,7 @@ class ContextWindow:
         self._tool_tokens = 0
         self._summary_tokens = 0
         self._last_summary: int | None = None  # position of the newest summary entry
+        self._awaiting: dict[str, None] = {}  # entries with a tool call awaiting its result
         self.reset(entries)
 
     def reset(self, entries: Iterable[ContextEntry]) -> None:
@@ -130,6 +131,11 @@ class ContextWindow:
         self._entries, self._rendered, self._flat, self._index = [], [], [], {}
         self._tokens = self._tool_tokens = self._summary_tokens = 0
         self._last_summary = None
+        self._awaiting = {}
+        self.extend(entries)
+
+    def extend(self, entries: Iterable[ContextEntry]) -> None:
+        """Add entries after the newest, in order."""
         for entry in entries:
             self.append(entry)
 
@@ -138,6 +144,8 @@ class ContextWindow:
         rendered = render_entry(entry)
         if entry.summary is not None:
             self._last_summary = len(self._entries)
+        if entry.awaits_results:
+            self._awaiting[entry.ref_id] = None
         self._index[entry.ref_id] = len(self._entries)
         self._entries.append(entry)
         self._rendered.append(rendered)
@@ -166,6 +174,9 @@ class ContextWindow:
             self._entries[position], self._rendered[position] = entry, new
             self._adjust_totals(old_entry, len(old), -1)
             self._adjust_totals(entry, len(new), 1)
+            self._awaiting.pop(entry.ref_id, None)
+            if entry.awaits_results:
+                self._awaiting[entry.ref_id] = None
         return len(by_position)
 
     def _adjust_totals(self, entry: ContextEntry, rendered: int, sign: int) -> None:
@@ -182,6 +193,16 @@ class ContextWindow:
     @property
     def entries(self) -> tuple[ContextEntry, ...]:
         return tuple(self._entries)
+
+    @property
+    def last_position(self) -> int:
+        """The store's position of the newest entry (0 when there is none)."""
+        return self._entries[-1].position if self._entries else 0
+
+    @property
+    def awaiting_results(self) -> tuple[str, ...]:
+        """The ``ref_id`` of each entry with a tool call that has no result yet."""
+        return tuple(self._awaiting)
 
     @property
     def token_count(self) -> int:

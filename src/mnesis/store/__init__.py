@@ -3,7 +3,9 @@
 from mnesis.store.base import (
     AppendOutcome,
     CompactionLocks,
+    ContextChanges,
     ContextEntry,
+    ContextMark,
     FileRefs,
     MapRuns,
     MessageLog,
@@ -30,7 +32,9 @@ from mnesis.store.sqlite import SQLiteStore
 __all__ = [
     "AppendOutcome",
     "CompactionLocks",
+    "ContextChanges",
     "ContextEntry",
+    "ContextMark",
     "FileRefs",
     "MapRuns",
     "MessageLog",

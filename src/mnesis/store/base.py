@@ -31,7 +31,9 @@ from mnesis.store.records import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
     AppendOutcome,
+    ContextChanges,
     ContextEntry,
+    ContextMark,
     NewMessage,
     NewPart,
     NewSummary,
@@ -48,7 +50,9 @@ __all__ = [
     "PRUNED_MARKER_TOKENS",
     "AppendOutcome",
     "CompactionLocks",
+    "ContextChanges",
     "ContextEntry",
+    "ContextMark",
     "FileRefs",
     "MapRuns",
     "MessageLog",
@@ -96,8 +100,15 @@ class MessageLog(Protocol):
         cost: float = 0.0,
         snapshot: TurnSnapshot | None = None,
     ) -> AppendOutcome:
-        """Append messages (complete ones join the context view), add ``usage``
-        and ``cost`` to the session's counters and record ``snapshot``, atomically."""
+        """Append messages (complete ones join the context view, at the end), add
+        ``usage`` and ``cost`` to the session's counters and record ``snapshot``,
+        atomically.
+
+        The store numbers everything inside the transaction, never from a count a
+        process keeps: the messages' sequence numbers, their context positions and
+        the snapshot's ``turn_index`` (whatever the snapshot says). The outcome
+        carries them, the context versions around the append and the session's
+        counters after it (every writer's turns summed)."""
         ...
 
     async def fill_tool_results(
@@ -118,6 +129,14 @@ class MessageLog(Protocol):
 
     async def context_entries(self, session_id: str) -> tuple[int, list[ContextEntry]]:
         """The active context view and its version."""
+        ...
+
+    async def context_changes(self, session_id: str, since: ContextMark | None) -> ContextChanges:
+        """What a copy of the context view at ``since`` lacks, read at one version.
+
+        Without a rewrite since the mark, only the entries after its last position
+        and its awaiting entries are read; after one (or with no mark), the whole
+        view."""
         ...
 
     async def snapshots(self, session_id: str) -> list[TurnSnapshot]:

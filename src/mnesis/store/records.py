@@ -100,10 +100,16 @@ class ContextEntry:
     pinned: bool = False
     seq: int = 0
     summary: SummaryRecord | None = None
+    position: int = 0  # its place in the context view (the store's numbering)
 
     @property
     def token_count(self) -> int:
         return sum(self.part_tokens)
+
+    @property
+    def awaits_results(self) -> bool:
+        """Whether a tool call of this entry has no result yet (a later fill changes it)."""
+        return any(isinstance(p, ToolPart) and not p.has_result for p in self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +165,10 @@ class SessionCounters:
 class AppendOutcome:
     """What a write did: sequence numbers given and the context versions around it.
 
-    An append also gives the session's counters after it and, when it recorded
-    a turn snapshot, the turn index the store assigned.
+    ``rewrites`` is the session's count of context rewrites after the write (see
+    :class:`ContextMark`). An append also gives the context positions of the
+    messages that joined the view, the session's counters after it and, when it
+    recorded a turn snapshot, the turn index the store assigned.
     """
 
     seqs: tuple[int, ...]
@@ -169,6 +177,50 @@ class AppendOutcome:
     message_ids: tuple[str, ...] = ()
     counters: SessionCounters | None = None
     turn_index: int | None = None
+    rewrites: int = 0
+    positions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContextMark:
+    """Where a copy of the context view stands, so a read sends only what it lacks.
+
+    The view changes in two ways: entries appended at its end, with positions
+    above every earlier one, and rewrites (a summary replacing a span, pruned
+    tool outputs, a pin), which the session counts apart. Between rewrites the
+    only in-place change is a tool call's result slot, filled once.
+
+    Attributes:
+        version: The context version the copy is exactly (None: it was cut short
+            of any version, so what follows it is always read).
+        rewrites: The rewrite count it has seen (None: unknown, so any change
+            re-reads the whole view).
+        last_position: The highest position it holds (0: none).
+        awaiting_results: Its message entries whose tool calls await results.
+    """
+
+    version: int | None
+    rewrites: int | None
+    last_position: int
+    awaiting_results: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContextChanges:
+    """The context view, or what a copy of it at a :class:`ContextMark` lacks, read
+    at one version.
+
+    With ``whole``, ``entries`` is the whole view (no mark, or a rewrite since
+    it). Otherwise ``entries`` follow the mark's last position, in position
+    order, and ``filled`` are the mark's awaiting entries as they are now; both
+    are empty when the version is the mark's.
+    """
+
+    version: int
+    rewrites: int
+    whole: bool
+    entries: tuple[ContextEntry, ...]
+    filled: tuple[ContextEntry, ...] = ()
 
 
 def searchable_text(part: MessagePart) -> str:

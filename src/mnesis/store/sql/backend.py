@@ -21,7 +21,9 @@ from mnesis.store.drafts import ReplyDraft
 from mnesis.store.owners import this_process
 from mnesis.store.records import (
     AppendOutcome,
+    ContextChanges,
     ContextEntry,
+    ContextMark,
     NewMessage,
     NewSummary,
     SessionRecord,
@@ -47,7 +49,7 @@ class SQLBackend(ABC):
 
     @abstractmethod
     async def _read(self, steps: Steps[T]) -> T:
-        """Run ``steps``, which only read."""
+        """Run ``steps``, which only read, in one read transaction (one snapshot)."""
 
     @abstractmethod
     def compaction_lock(self, session_id: str) -> AbstractAsyncContextManager[bool]:
@@ -103,6 +105,9 @@ class SQLBackend(ABC):
     async def context_entries(self, session_id: str) -> tuple[int, list[ContextEntry]]:
         return await self._read(reads.context_entries(session_id))
 
+    async def context_changes(self, session_id: str, since: ContextMark | None) -> ContextChanges:
+        return await self._read(reads.context_changes(session_id, since))
+
     async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
         return await self._read(reads.snapshots(session_id))
 
@@ -112,20 +117,15 @@ class SQLBackend(ABC):
     # -- the summary DAG -----------------------------------------------------------
 
     async def commit_summary(self, session_id: str, summary: NewSummary) -> AppendOutcome:
-        return self._versions(await self._write(summary_dag.commit_summary(session_id, summary)))
+        return await self._write(summary_dag.commit_summary(session_id, summary))
 
     async def prune_tool_outputs(
         self, session_id: str, tool_call_ids: tuple[str, ...]
     ) -> AppendOutcome:
-        steps = summary_dag.prune_tool_outputs(session_id, tool_call_ids)
-        return self._versions(await self._write(steps))
+        return await self._write(summary_dag.prune_tool_outputs(session_id, tool_call_ids))
 
     async def pin(self, session_id: str, message_id: str) -> AppendOutcome:
-        return self._versions(await self._write(summary_dag.pin(session_id, message_id)))
-
-    @staticmethod
-    def _versions(before_after: tuple[int, int]) -> AppendOutcome:
-        return AppendOutcome((), *before_after)
+        return await self._write(summary_dag.pin(session_id, message_id))
 
     async def is_pinned(self, session_id: str, message_id: str) -> bool:
         return await self._read(summary_dag.is_pinned(session_id, message_id))

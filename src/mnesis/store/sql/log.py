@@ -43,20 +43,32 @@ from mnesis.store.sql.statements import (
 )
 
 
-def lock_session(session_id: str) -> Steps[int]:
-    """Lock the session's row for this transaction; its context version."""
-    version = yield value(
-        "SELECT context_version FROM sessions WHERE id = ? FOR NO KEY UPDATE", session_id
+def lock_session(session_id: str) -> Steps[tuple[int, int]]:
+    """Lock the session's row for this transaction; its context version and rewrite count."""
+    row = yield one(
+        "SELECT context_version, context_rewrites FROM sessions WHERE id = ? FOR NO KEY UPDATE",
+        session_id,
     )
-    if version is None:
+    if row is None:
         raise SessionNotFoundError(session_id)
-    return int(version)
+    return int(row[0]), int(row[1])
 
 
 def bump_version(session_id: str, now: float) -> Steps[None]:
-    """The context view changed: a new version."""
+    """An entry of the context view changed in place (a tool result): a new version."""
     yield execute(
         "UPDATE sessions SET context_version = context_version + 1, updated_at = ? WHERE id = ?",
+        now,
+        session_id,
+    )
+
+
+def count_rewrite(session_id: str, now: float) -> Steps[None]:
+    """The context view was rewritten (more than appended to or filled): a new
+    version and one more rewrite, so a copy of the view is re-read whole."""
+    yield execute(
+        "UPDATE sessions SET context_version = context_version + 1, "
+        "context_rewrites = context_rewrites + 1, updated_at = ? WHERE id = ?",
         now,
         session_id,
     )
@@ -108,11 +120,11 @@ def append(
     """Append messages (complete ones join the context view) and the turn's bookkeeping.
 
     The snapshot is stored under the next free turn index (its own
-    ``turn_index`` is replaced); the outcome carries that index and the
-    session's counters after the append.
+    ``turn_index`` is replaced); the outcome carries that index, the context
+    positions given and the session's counters after the append.
     """
     now = time.time()
-    before = yield from lock_session(session_id)
+    before, rewrites = yield from lock_session(session_id)
     if snapshot is None:
         last = yield one(_LAST_POSITIONS, session_id, session_id)
     else:
@@ -170,6 +182,8 @@ def append(
         before + (1 if joined else 0),
         counters=SessionCounters(usage_from_row(counters, 0), counters[5], counters[6]),
         turn_index=turn_index,
+        rewrites=rewrites,
+        positions=tuple(p for _, p, _ in joined),
     )
 
 
@@ -227,7 +241,7 @@ def fill_tool_results(
     """Fill pending tool calls' result slots once each, and index the results."""
     now = time.time()
     message_ids: list[str] = []
-    before = yield from lock_session(session_id)
+    before, rewrites = yield from lock_session(session_id)
     for result in results:
         row = yield one(
             "SELECT id, message_id, tool_status, "
@@ -262,5 +276,6 @@ def fill_tool_results(
         )
         if message_id not in message_ids:
             message_ids.append(message_id)
+    # Not a rewrite: a copy of the view re-reads its entries that await results.
     yield from bump_version(session_id, now)
-    return AppendOutcome((), before, before + 1, tuple(message_ids))
+    return AppendOutcome((), before, before + 1, tuple(message_ids), rewrites=rewrites)

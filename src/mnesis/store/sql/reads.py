@@ -7,11 +7,13 @@ writes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mnesis.errors import SessionNotFoundError
 from mnesis.models.info import SessionInfo
 from mnesis.models.message import MessageWithParts
 from mnesis.models.results import TurnSnapshot
-from mnesis.store.records import ContextEntry
+from mnesis.store.records import ContextChanges, ContextEntry, ContextMark, SummaryRecord
 from mnesis.store.sql.log import get_session
 from mnesis.store.sql.rows import (
     MESSAGE_COLUMNS,
@@ -23,7 +25,7 @@ from mnesis.store.sql.rows import (
     session_info_from_row,
     summary_from_row,
 )
-from mnesis.store.sql.statements import Dialect, Steps, all_rows, value
+from mnesis.store.sql.statements import Dialect, Steps, all_rows, one, value
 
 _SESSION_INFO = (
     f"SELECT {SESSION_COLUMNS}, "  # noqa: S608
@@ -90,9 +92,54 @@ def scan_messages(session_id: str, after_seq: int, limit: int) -> Steps[list[Mes
 
 def context_entries(session_id: str) -> Steps[tuple[int, list[ContextEntry]]]:
     """The active context view and its version."""
-    version = yield value("SELECT context_version FROM sessions WHERE id = ?", session_id)
-    if version is None:
+    view = yield from context_changes(session_id, None)
+    return view.version, list(view.entries)
+
+
+_VIEW_ROWS = (
+    f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {PART_COLUMNS} "  # noqa: S608
+    "FROM context_items ci "
+    "LEFT JOIN messages m ON m.id = ci.ref_id AND ci.kind = 'message' "
+    "LEFT JOIN parts p ON p.message_id = m.id WHERE ci.session_id = ? "
+)
+_IN_ORDER = " ORDER BY ci.position, p.idx"
+
+
+def context_changes(session_id: str, since: ContextMark | None) -> Steps[ContextChanges]:
+    """What a copy of the view at ``since`` lacks (everything without a mark).
+
+    The driver runs a read in one snapshot, so the counters and the entries
+    read agree.
+    """
+    counters = yield one(
+        "SELECT context_version, context_rewrites FROM sessions WHERE id = ?", session_id
+    )
+    if counters is None:
         raise SessionNotFoundError(session_id)
+    version, rewrites = int(counters[0]), int(counters[1])
+    if since is not None and since.version == version:
+        return ContextChanges(version, rewrites, False, ())
+    if since is None or since.rewrites != rewrites:
+        entries = yield from _whole_view(session_id)
+        return ContextChanges(version, rewrites, True, tuple(entries))
+    # No rewrite since the mark: the view is the copy's entries, some of them with
+    # tool results filled since, then entries appended after its last position.
+    rows = yield all_rows(
+        _VIEW_ROWS + "AND ci.position > ?" + _IN_ORDER, session_id, since.last_position
+    )
+    tail = yield from _entries_of(session_id, rows)
+    filled: list[ContextEntry] = []
+    if since.awaiting_results:
+        rows = yield all_rows(
+            _VIEW_ROWS + "AND ci.kind = 'message' AND ci.ref_id = ANY(?)" + _IN_ORDER,
+            session_id,
+            list(since.awaiting_results),
+        )
+        filled = yield from _entries_of(session_id, rows)
+    return ContextChanges(version, rewrites, False, tuple(tail), tuple(filled))
+
+
+def _whole_view(session_id: str) -> Steps[list[ContextEntry]]:
     pins = yield all_rows("SELECT message_id FROM pins WHERE session_id = ?", session_id)
     summary_rows = yield all_rows(
         f"SELECT {SUMMARY_COLUMNS} FROM context_items ci "  # noqa: S608
@@ -100,17 +147,33 @@ def context_entries(session_id: str) -> Steps[tuple[int, list[ContextEntry]]]:
         "WHERE ci.session_id = ? AND ci.kind = 'summary'",
         session_id,
     )
-    rows = yield all_rows(
-        f"SELECT ci.position, ci.kind, ci.ref_id, m.role, m.seq, {PART_COLUMNS} "  # noqa: S608
-        "FROM context_items ci "
-        "LEFT JOIN messages m ON m.id = ci.ref_id AND ci.kind = 'message' "
-        "LEFT JOIN parts p ON p.message_id = m.id "
-        "WHERE ci.session_id = ? ORDER BY ci.position, p.idx",
-        session_id,
-    )
+    rows = yield all_rows(_VIEW_ROWS + _IN_ORDER, session_id)
     summaries = {s.id: s for s in map(summary_from_row, summary_rows)}
     pinned = {str(r[0]) for r in pins}
-    return int(version), context_entries_from_rows(rows, summaries, pinned)
+    return context_entries_from_rows(rows, summaries, pinned)
+
+
+def _entries_of(session_id: str, rows: list[Any]) -> Steps[list[ContextEntry]]:
+    """View rows of a few entries as entries, with their summaries and pins."""
+    if not rows:
+        return []
+    summary_ids = sorted({str(r[2]) for r in rows if r[1] == "summary"})
+    message_ids = sorted({str(r[2]) for r in rows if r[1] == "message"})
+    summaries: dict[str, SummaryRecord] = {}
+    if summary_ids:
+        summary_rows = yield all_rows(
+            f"SELECT {SUMMARY_COLUMNS} FROM summaries s WHERE s.id = ANY(?)",  # noqa: S608
+            summary_ids,
+        )
+        summaries = {s.id: s for s in map(summary_from_row, summary_rows)}
+    pins = []
+    if message_ids:
+        pins = yield all_rows(
+            "SELECT message_id FROM pins WHERE session_id = ? AND message_id = ANY(?)",
+            session_id,
+            message_ids,
+        )
+    return context_entries_from_rows(rows, summaries, {str(r[0]) for r in pins})
 
 
 def snapshots(session_id: str) -> Steps[list[TurnSnapshot]]:

@@ -193,7 +193,7 @@ def context_entries_from_rows(
             tokens.append(int(r[9]) + int(r[10]))
         parts.append(part)
     entries: list[ContextEntry] = []
-    for (_, kind, ref_id, role, seq), parts, tokens in groups:
+    for (position, kind, ref_id, role, seq), parts, tokens in groups:
         if kind == "summary":
             summary = summaries[ref_id]
             entries.append(
@@ -205,6 +205,7 @@ def context_entries_from_rows(
                     (summary.token_count,),
                     seq=summary.first_seq,
                     summary=summary,
+                    position=int(position),
                 )
             )
         else:
@@ -217,6 +218,7 @@ def context_entries_from_rows(
                     tuple(tokens),
                     pinned=ref_id in pinned,
                     seq=int(seq),
+                    position=int(position),
                 )
             )
     return entries

@@ -2,8 +2,9 @@
 
 A summary replaces a contiguous run of the context view; its sources stay
 stored and reachable through ``summary_sources``. Writes lock the session row
-first (see :mod:`mnesis.store.sql.log`) and bump the context version only when
-the view changed.
+first (see :mod:`mnesis.store.sql.log`) and, only when the view changed, count
+a rewrite: a new context version and one more rewrite, so copies of the view
+are re-read whole.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import time
 
 from mnesis.errors import InvalidInputError
-from mnesis.store.records import NewSummary, SummaryRecord
-from mnesis.store.sql.log import bump_version, lock_session
+from mnesis.store.records import AppendOutcome, NewSummary, SummaryRecord
+from mnesis.store.sql.log import count_rewrite, lock_session
 from mnesis.store.sql.rows import SUMMARY_COLUMNS, span_start, summary_from_row
 from mnesis.store.sql.statements import Steps, all_rows, execute, many, one, rowcount, value
 
 
-def commit_summary(session_id: str, s: NewSummary) -> Steps[tuple[int, int]]:
-    """Insert the node and swap it in for its sources; returns (version before, after)."""
-    before = yield from lock_session(session_id)
+def commit_summary(session_id: str, s: NewSummary) -> Steps[AppendOutcome]:
+    """Insert the node and swap it in for its sources."""
+    before, rewrites = yield from lock_session(session_id)
     if not s.sources:
         raise InvalidInputError("a summary must cover at least one item")
     source_kind = "message" if s.kind == "leaf" else "summary"
@@ -62,13 +63,23 @@ def commit_summary(session_id: str, s: NewSummary) -> Steps[tuple[int, int]]:
         positions[0],
         s.id,
     )
-    yield from bump_version(session_id, time.time())
-    return before, before + 1
+    yield from count_rewrite(session_id, time.time())
+    return rewritten(before, rewrites)
 
 
-def prune_tool_outputs(session_id: str, tool_call_ids: tuple[str, ...]) -> Steps[tuple[int, int]]:
+def rewritten(version_before: int, rewrites_before: int) -> AppendOutcome:
+    """The outcome of a write that rewrote the context view."""
+    return AppendOutcome((), version_before, version_before + 1, rewrites=rewrites_before + 1)
+
+
+def unchanged(version: int, rewrites: int) -> AppendOutcome:
+    """The outcome of a write that left the context view as it was."""
+    return AppendOutcome((), version, version, rewrites=rewrites)
+
+
+def prune_tool_outputs(session_id: str, tool_call_ids: tuple[str, ...]) -> Steps[AppendOutcome]:
     """Mark completed tool outputs pruned; ids already pruned are left alone."""
-    before = yield from lock_session(session_id)
+    before, rewrites = yield from lock_session(session_id)
     now = time.time()
     changed = yield rowcount(
         "UPDATE parts SET pruned_at = ? WHERE session_id = ? AND tool_call_id = ANY(?) "
@@ -78,14 +89,14 @@ def prune_tool_outputs(session_id: str, tool_call_ids: tuple[str, ...]) -> Steps
         list(tool_call_ids),
     )
     if not changed:
-        return before, before
-    yield from bump_version(session_id, now)
-    return before, before + 1
+        return unchanged(before, rewrites)
+    yield from count_rewrite(session_id, now)
+    return rewritten(before, rewrites)
 
 
-def pin(session_id: str, message_id: str) -> Steps[tuple[int, int]]:
+def pin(session_id: str, message_id: str) -> Steps[AppendOutcome]:
     """Pin a complete message of the session that is still verbatim in the context."""
-    before = yield from lock_session(session_id)
+    before, rewrites = yield from lock_session(session_id)
     status = yield value(
         "SELECT status FROM messages WHERE id = ? AND session_id = ?", message_id, session_id
     )
@@ -111,9 +122,9 @@ def pin(session_id: str, message_id: str) -> Steps[tuple[int, int]]:
         now,
     )
     if not inserted:
-        return before, before
-    yield from bump_version(session_id, now)
-    return before, before + 1
+        return unchanged(before, rewrites)
+    yield from count_rewrite(session_id, now)
+    return rewritten(before, rewrites)
 
 
 def is_pinned(session_id: str, message_id: str) -> Steps[bool]:

@@ -78,6 +78,16 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def read_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: every statement in it sees the same snapshot of the file."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
 def run(conn: sqlite3.Connection, steps: Steps[T]) -> T:
     """Drive an algorithm to its end on ``conn``; its return value."""
     result: Any = None

@@ -4,7 +4,9 @@ All work on a connection runs in one dedicated thread, so each public method
 costs a single hop off the event loop however many statements it runs. Writes
 use ``BEGIN IMMEDIATE`` so two processes serialise on the write lock (waiting
 up to ``connection_timeout``) instead of failing halfway through a
-transaction. Every statement is parameterised; no SQL is built from input.
+transaction. A read runs in one deferred transaction, so all its statements see
+one snapshot of the file. Every statement is parameterised; no SQL is built
+from input.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mnesis.errors import ConfigError, DatabaseNotFoundError, MnesisStoreError
 from mnesis.store.owners import ProcessOwner, is_abandoned, this_process
 from mnesis.store.sql.backend import SQLBackend
 from mnesis.store.sql.statements import Steps, execute, one, rowcount
-from mnesis.store.sqlite.dialect import SQLiteDialect, run, transaction
+from mnesis.store.sqlite.dialect import SQLiteDialect, read_transaction, run, transaction
 from mnesis.store.sqlite.errors import translate_error
 from mnesis.store.sqlite.migrate import migrate, refuse_newer_schema, refuse_pending
 from mnesis.store.sqlite.probe import FileKind, connect_read_only, probe, writable
@@ -171,7 +173,12 @@ class SQLiteStore(SQLBackend):
             return run(conn, steps)
 
     async def _read(self, steps: Steps[T]) -> T:
-        return await self._run(lambda: run(self._db(), steps))
+        return await self._run(self._read_sync, steps)
+
+    def _read_sync(self, steps: Steps[T]) -> T:
+        conn = self._db()
+        with read_transaction(conn):
+            return run(conn, steps)
 
     def serves_running_loop(self) -> bool:
         return True  # the writer thread serves any event loop
