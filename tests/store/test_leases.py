@@ -27,7 +27,7 @@ import pytest
 
 from mnesis import MnesisConfig, MnesisSession, MockProvider
 from mnesis.llm.base import LLMRequest
-from mnesis.store import PostgresStore, SQLiteStore, Store
+from mnesis.store import SQLiteStore, Store
 from mnesis.store.owners import ProcessOwner, is_alive, process_start, this_process
 from mnesis.tokens import TokenEstimator
 
@@ -199,10 +199,11 @@ def test_process_liveness() -> None:
     assert is_alive(ProcessOwner("elsewhere.example", me.pid, me.started)) is None
 
 
-async def test_postgres_lock_is_session_scoped(store: Store) -> None:
-    """Held on its own connection: the pool's other connections see it as taken."""
-    if not isinstance(store, PostgresStore):
-        pytest.skip("PostgreSQL's advisory lock")
+async def test_a_held_lock_is_refused_to_another_taker_in_the_same_process(
+    store: Store,
+) -> None:
+    """On PostgreSQL the lock lives on its own connection, so the pool's other
+    connections see it taken; on SQLite the lease names its holder, not the process."""
     async with store.compaction_lock("s1") as held:
         assert held
         assert not await take(store, "s1")
