@@ -14,6 +14,7 @@ raw: the layer that talks to them translates them here, keeping the original as
     │   ├── StoreConstraintError      (also ValueError) a write the schema rejects
     │   ├── StaleContextError         a compaction's span changed under it; nothing written
     │   ├── ForeignDatabaseError      the file is another application's; left untouched
+    │   ├── LegacyMigrationError      a mnesis 0.4.0 database could not be migrated; left untouched
     │   └── SessionNotFoundError      (also KeyError) no session with that id
     │       └── DatabaseNotFoundError no database there at all; nothing was created
     ├── SessionClosedError            the session was closed; open or load a new one
@@ -79,6 +80,14 @@ class ForeignDatabaseError(MnesisStoreError):
     """The file is not a mnesis database (or one of a release this one cannot read).
 
     It is recognised read-only and refused before anything writes to it.
+    """
+
+
+class LegacyMigrationError(MnesisStoreError):
+    """A mnesis 0.4.0 database could not be migrated to this version's schema.
+
+    The migration runs in one transaction, so the file is left as it was; the
+    message says why, in one line.
     """
 
 

@@ -1,8 +1,9 @@
 """Files that are not ours, files that are not there, files that cannot be written.
 
-Another application's SQLite file (or a mnesis 0.4.0 one) is recognised
-read-only and refused byte-identical; reading never creates a database; a
-database on read-only media is read as it is.
+Another application's SQLite file is recognised read-only and refused
+byte-identical (a mnesis 0.4.0 one is migrated, or left byte-identical when it
+cannot be); reading never creates a database; a database on read-only media is
+read as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mnesis.errors import (
     ConfigError,
     DatabaseNotFoundError,
     ForeignDatabaseError,
+    LegacyMigrationError,
     MnesisStoreError,
     SessionNotFoundError,
 )
@@ -115,19 +117,24 @@ async def test_another_applications_file_is_refused_byte_identical(
         conn.close()
 
 
-async def test_a_mnesis_040_database_is_refused_untouched_and_named(tmp_path: Path) -> None:
+async def test_a_mnesis_040_database_it_cannot_migrate_is_left_untouched_and_named(
+    tmp_path: Path,
+) -> None:
+    # 0.4.0's tables, but not the columns it wrote: migrating it (see
+    # test_migrate_040.py for real 0.4.0 files) fails and changes nothing.
     db = tmp_path / "old.db"
     make_database(db, MNESIS_040, journal_mode="WAL")
     before = digest(db)
 
-    message = await open_refused(db)
-    with pytest.raises(ForeignDatabaseError, match=r"0\.4\.0"):
+    message = await open_refused(db, LegacyMigrationError)
+    with pytest.raises(LegacyMigrationError, match=r"0\.4\.0"):
         await MnesisSession.load("old", db_path=str(db))
-    with pytest.raises(ForeignDatabaseError, match=r"0\.4\.0"):
+    with pytest.raises(LegacyMigrationError, match=r"0\.4\.0"):
         await MnesisSession.create(model="gpt-4o", db_path=str(db), provider=MockProvider())
 
-    assert "mnesis 0.4.0" in message and "untouched" in message
+    assert "mnesis 0.4.0" in message and "untouched" in message and "lacks" in message
     assert digest(db) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("old.db.")]  # no backup
     assert "schema_migrations" not in tables(db)
 
 

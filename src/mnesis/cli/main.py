@@ -35,7 +35,7 @@ from mnesis import (
     __version__,
 )
 from mnesis.models.info import SessionInfo
-from mnesis.store import describe_location, is_postgres_url, resolve_db_url
+from mnesis.store import describe_location, is_postgres_url, migrate_040, resolve_db_url
 
 # Piped output gets a wide console so tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -345,6 +345,56 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    report = await migrate_040(args.path, dry_run=args.dry_run)
+    if args.json:
+        data = {"path": report.path, "migrated": report.migrated, "dry_run": report.dry_run}
+        if report.migrated:
+            data |= {
+                "sessions": report.sessions,
+                "messages": report.messages,
+                "parts": report.parts,
+                "summaries": report.summaries,
+                "file_refs": report.file_refs,
+                "unshown_parts": report.unshown_parts,
+                "orphan_summaries": report.orphan_summaries,
+                "restored_messages": report.restored_messages,
+                "backup": report.backup,
+            }
+        _dump(data)
+        return 0
+    path = _in_markup(report.path)
+    if not report.migrated:
+        out.print(f"{path} is a mnesis database already: nothing to migrate")
+        return 0
+    counts = (
+        f"{report.sessions} sessions, {report.messages} messages, {report.parts} parts, "
+        f"{report.summaries} summaries, {report.file_refs} file references"
+    )
+    if report.dry_run:
+        out.print(f"{path} is a mnesis 0.4.0 database. Migrating it would carry over {counts}.")
+        out.print(f"It would first be copied to {_in_markup(report.backup or '')}.")
+    else:
+        out.print(f"migrated {path} from mnesis 0.4.0: {counts}.")
+        out.print(f"The original is kept as {_in_markup(report.backup or '')}.")
+    notes = (
+        (report.unshown_parts, "parts 0.4.0 never showed the model (step markers, patches)"),
+        (report.orphan_summaries, "summaries its context no longer reached"),
+    )
+    for count, what in notes:
+        if count:
+            kept = "would stay" if report.dry_run else "stay"
+            out.print(f"{count} {what} {kept} only in its mnesis040_* tables.")
+    if report.restored_messages:
+        out.print(
+            f"{report.restored_messages} messages that were in neither its context nor a "
+            "summary are back in the context."
+        )
+    if report.dry_run:
+        out.print("Nothing was changed (dry run).")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -403,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["json", "markdown"], default="markdown")
     export.add_argument("--output", "-o", default=None)
     add("stats", cmd_stats, "totals for the whole database")
+    migrate = add("migrate", cmd_migrate, "migrate a mnesis 0.4.0 database in place")
+    migrate.add_argument("path", help="the 0.4.0 database file (e.g. ~/.mnesis/sessions.db)")
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="report what would be carried over; change nothing"
+    )
     return parser
 
 

@@ -24,10 +24,12 @@ from mnesis.store.registry import (
     acquire_store,
     describe_location,
     is_postgres_url,
+    migrate_040,
     release_store,
     resolve_db_url,
 )
 from mnesis.store.sqlite import SQLiteStore
+from mnesis.store.sqlite.mnesis040 import LegacyMigrationReport
 
 __all__ = [
     "AppendOutcome",
@@ -36,6 +38,7 @@ __all__ = [
     "ContextEntry",
     "ContextMark",
     "FileRefs",
+    "LegacyMigrationReport",
     "MapRuns",
     "MessageLog",
     "NewMessage",
@@ -52,6 +55,7 @@ __all__ = [
     "config_json",
     "describe_location",
     "is_postgres_url",
+    "migrate_040",
     "release_store",
     "resolve_db_url",
 ]

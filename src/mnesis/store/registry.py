@@ -17,11 +17,18 @@ import os
 import threading
 from pathlib import Path
 
-from mnesis.errors import ConfigError
+from mnesis.errors import ConfigError, DatabaseNotFoundError
 from mnesis.models.config import StoreConfig
 from mnesis.store.base import Store
 from mnesis.store.postgres import PostgresStore, redact_url
 from mnesis.store.sqlite import SQLiteStore
+from mnesis.store.sqlite.errors import translate_error
+from mnesis.store.sqlite.mnesis040 import (
+    LegacyMigrationReport,
+    dry_run_040_file,
+    migrate_040_file,
+)
+from mnesis.store.sqlite.probe import FileKind, probe
 
 ENV_VAR = "MNESIS_DB_URL"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -144,3 +151,49 @@ async def release_store(store: Store) -> None:
                 del _stores[key]
                 break
     await store.close()
+
+
+async def migrate_040(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    dry_run: bool = False,
+    config: StoreConfig | None = None,
+) -> LegacyMigrationReport:
+    """Migrate a mnesis 0.4.0 database in place, or (``dry_run``) report what that
+    would carry over and change nothing.
+
+    Opening a 0.4.0 file migrates it anyway; this does it on demand. The database
+    is found as sessions find theirs (``db_path``, then ``config``, then
+    ``$MNESIS_DB_URL``, then ``~/.mnesis/sessions.db``). A file that is ours
+    already is left alone (``migrated=False``); a missing one is a
+    ``DatabaseNotFoundError``, another application's a ``ForeignDatabaseError``,
+    a failed migration a ``LegacyMigrationError`` (the file left untouched).
+    """
+    url = resolve_db_url(db_path, config or StoreConfig())
+    timeout = (config or StoreConfig()).connection_timeout
+    if is_postgres_url(url):
+        raise ConfigError(
+            "mnesis 0.4.0 kept its sessions in SQLite files only; give the path of one"
+        )
+    path = _sqlite_path(url)
+    if path is None or path == ":memory:":
+        raise ConfigError(f"{url!r} is not a database file")
+    return await asyncio.to_thread(_migrate_040_sync, path, dry_run, timeout)
+
+
+def _migrate_040_sync(where: str, dry_run: bool, timeout: float) -> LegacyMigrationReport:
+    path = Path(os.path.expanduser(where))
+    if dry_run:
+        return dry_run_040_file(path, timeout)  # reads a copy: leaves even the folder as it was
+    try:
+        kind = probe(path, timeout)
+    except Exception as exc:
+        error = translate_error(exc, str(path))
+        if error is None:
+            raise
+        raise error from exc
+    if kind in (FileKind.MISSING, FileKind.EMPTY):
+        raise DatabaseNotFoundError(str(path), empty=kind is FileKind.EMPTY)
+    if kind is FileKind.MNESIS:
+        return LegacyMigrationReport(str(path), migrated=False)
+    return migrate_040_file(path, timeout)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 from mnesis.errors import MnesisStoreError
-from mnesis.store.migrations import load_migrations, refuse_newer
+from mnesis.store.migrations import Migration, load_migrations, refuse_newer
 from mnesis.store.sqlite.dialect import transaction
 
 
@@ -60,28 +60,42 @@ def refuse_pending(conn: sqlite3.Connection, path: str) -> None:
         )
 
 
+_CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+)
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Apply the pending migrations, each in its own transaction."""
     migrations = load_migrations("sqlite")
     latest = migrations[-1].version
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
+    conn.execute(_CREATE_VERSION_TABLE)
     for migration in migrations:
         with transaction(conn):
             (current,) = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
             ).fetchone()
             refuse_newer(path, current, latest)
-            if current >= migration.version:
-                continue
-            for statement in split_statements(migration.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, time.time()),
-            )
+            if current < migration.version:
+                _apply(conn, migration)
     with transaction(conn):
         (current,) = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         refuse_newer(path, current, latest)
+
+
+def create_schema_in_transaction(conn: sqlite3.Connection) -> None:
+    """Every migration on a file without our schema, inside the caller's transaction
+    (importing a mnesis 0.4.0 file builds the schema and fills it atomically)."""
+    conn.execute(_CREATE_VERSION_TABLE)
+    for migration in load_migrations("sqlite"):
+        _apply(conn, migration)
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    for statement in split_statements(migration.sql):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        (migration.version, migration.name, time.time()),
+    )

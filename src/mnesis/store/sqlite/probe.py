@@ -3,8 +3,9 @@
 Opening another application's SQLite file must leave it byte-identical: no
 switch to WAL, no ``schema_migrations`` table added. So the file is looked at
 first through its header and a read-only connection, and only a missing or
-empty file, or one that mnesis's own migrations wrote, goes on to be opened
-for writing. A file on read-only media (or without write permission) is
+empty file, one that mnesis's own migrations wrote, or one of mnesis 0.4.0
+(which is migrated, see :mod:`mnesis.store.sqlite.mnesis040`) goes on to be
+opened for writing. A file on read-only media (or without write permission) is
 opened read-only: reading a stored session needs no write access.
 """
 
@@ -19,7 +20,9 @@ from urllib.parse import quote
 from mnesis.errors import ForeignDatabaseError, MnesisStoreError
 
 # Tables that only a mnesis 0.4.0 database has together (it kept no schema version).
-_MNESIS_040_TABLES = frozenset({"sessions", "message_parts", "summary_nodes"})
+MNESIS_040_TABLES = frozenset(
+    {"sessions", "messages", "message_parts", "summary_nodes", "context_items", "file_references"}
+)
 _MIGRATION_COLUMNS = frozenset({"version", "name", "applied_at"})
 
 
@@ -29,6 +32,7 @@ class FileKind(enum.Enum):
     MISSING = "missing"
     EMPTY = "empty"  # no bytes, or an SQLite file without a single table
     MNESIS = "mnesis"
+    MNESIS_040 = "mnesis 0.4.0"  # the published mnesis 0.4.0's schema: migrated when opened
 
 
 def probe(path: Path, timeout: float) -> FileKind:
@@ -59,11 +63,8 @@ def probe(path: Path, timeout: float) -> FileKind:
         conn.close()
     if not tables and not application_id:
         return FileKind.EMPTY
-    if _MNESIS_040_TABLES <= tables:
-        raise ForeignDatabaseError(
-            f"{path} is a database of mnesis 0.4.0, which this version cannot open yet; "
-            "it was left untouched (keep it with mnesis 0.4.0 for now)"
-        )
+    if MNESIS_040_TABLES <= tables:
+        return FileKind.MNESIS_040
     shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
     raise ForeignDatabaseError(
         f"{path} is another application's SQLite database (tables: {shown or 'none'}), "

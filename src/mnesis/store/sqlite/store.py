@@ -30,6 +30,7 @@ from mnesis.store.sql.statements import Steps, execute, one, rowcount
 from mnesis.store.sqlite.dialect import SQLiteDialect, read_transaction, run, transaction
 from mnesis.store.sqlite.errors import translate_error
 from mnesis.store.sqlite.migrate import migrate, refuse_newer_schema, refuse_pending
+from mnesis.store.sqlite.mnesis040 import migrate_040_file
 from mnesis.store.sqlite.probe import FileKind, connect_read_only, probe, writable
 
 T = TypeVar("T")
@@ -76,7 +77,8 @@ class SQLiteStore(SQLBackend):
         """Open the file, set pragmas and run pending migrations.
 
         The file is recognised read-only first: another application's database
-        is refused untouched (``ForeignDatabaseError``); with ``create=False`` a
+        is refused untouched (``ForeignDatabaseError``); one of mnesis 0.4.0 is
+        migrated in place, once, after a backup copy beside it; with ``create=False`` a
         missing one is refused (``DatabaseNotFoundError``) instead of created; a
         file without write access is opened read-only, as it is.
         """
@@ -92,7 +94,9 @@ class SQLiteStore(SQLBackend):
         if self.path != ":memory:":
             file = Path(self.path)
             kind = probe(file, self._timeout)  # before anything writes to the file
-            if kind is not FileKind.MNESIS and not self._create:
+            if kind is FileKind.MNESIS_040:
+                self._migrate_040(file)
+            elif kind is not FileKind.MNESIS and not self._create:
                 raise DatabaseNotFoundError(self.path, empty=kind is FileKind.EMPTY)
             if kind is FileKind.MISSING:
                 try:
@@ -120,6 +124,17 @@ class SQLiteStore(SQLBackend):
             conn.close()
             self._conn = None
             raise
+
+    def _migrate_040(self, file: Path) -> None:
+        """Migrate a mnesis 0.4.0 file in place, once (:mod:`.mnesis040`)."""
+        report = migrate_040_file(file, self._timeout)
+        if report.migrated:
+            logger.warning(
+                "migrated the mnesis 0.4.0 database %s (%d sessions); the original is kept as %s",
+                self.path,
+                report.sessions,
+                report.backup,
+            )
 
     def _open_read_only(self, file: Path) -> None:
         """Read a file without write access as it is: no WAL switch, no migration."""
