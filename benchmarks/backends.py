@@ -147,7 +147,7 @@ async def shared_session(url: str, processes: int, turns: int) -> dict[str, Any]
     session = await MnesisSession.load(session_id, db_path=url, config=config)
     try:
         total = processes * turns
-        seqs = [m.message.seq for m in await session.messages()]
+        seqs = [m.message.seq for m in await session.conversation_messages()]
         indexes = [s.turn_index for s in await session.history()]
         whole = (
             seqs == list(range(1, 2 * total + 1))

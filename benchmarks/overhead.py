@@ -85,7 +85,7 @@ async def measure(turns: int, send_turns: int, load_reps: int, folder: Path) -> 
         await session.record(user, assistant)
         record_times.append(time.perf_counter() - start)
     elapsed = time.perf_counter() - began
-    assert len(await session.messages()) == 2 * turns
+    assert len(await session.conversation_messages()) == 2 * turns
     await session.close()
 
     load_ms: list[float] = []
@@ -96,7 +96,7 @@ async def measure(turns: int, send_turns: int, load_reps: int, folder: Path) -> 
         loaded_at = time.perf_counter()
         context = await loaded.context_for_next_turn()
         done = time.perf_counter()
-        assert len(context) == 2 * turns + 1
+        assert len(context) == 2 * turns
         await loaded.close()
         load_ms.append((loaded_at - start) * 1000)
         load_context_ms.append((done - start) * 1000)

@@ -108,7 +108,7 @@ async def soak(turns: int, block: int, window: int, folder: Path) -> None:
         gc.collect()
         rss_end = rss_mib()  # before the checks below read the whole history
         problems = await session.verify()
-        stored = len(await session.messages())
+        stored = len(await session.conversation_messages())
         context = (await session.context_breakdown()).total
         usable = session.usable_tokens
     size = (folder / "soak.db").stat().st_size / 2**20

@@ -61,9 +61,9 @@ async def main(turns: int, db: str) -> None:
         session_id = session.id
 
     resumed = await MnesisSession.load(session_id, db_path=db)
-    stored = await resumed.messages()
+    stored = await resumed.conversation_messages()
     context = await resumed.context_for_next_turn()
-    snapshots = await resumed.history()
+    snapshots = resumed.history()
     problems = await resumed.verify()
     print(f"\nresumed: {len(stored)} messages in the log, {len(context)} chat messages in context")
     print(f"last snapshot: {snapshots[-1].context_tokens}")

@@ -28,7 +28,7 @@ async def main() -> None:
         async with MnesisSession.open(model="openai/gpt-4o") as session:
             await session.send("Summarise these files.", files=[data, note])
             context = await session.context_for_next_turn()
-            print(context[1]["content"])
+            print(context[0]["content"])
             ref = next(p for p in (await session.messages())[0].parts if isinstance(p, FileRefPart))
             described = await session.describe(ref.content_id)
             print(

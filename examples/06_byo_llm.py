@@ -17,9 +17,14 @@ def my_sdk_call(messages: list[dict[str, object]]) -> tuple[str, TokenUsage]:
 async def main() -> None:
     async with MnesisSession.open(model="openai/gpt-4o") as session:
         for question in ["Hi, I'm Bob.", "What's my name?", "Thanks!"]:
+            # The conversation so far, compacted to fit; the system prompt is yours.
             context = await session.context_for_next_turn()
-            context.append({"role": "user", "content": question})
-            reply, usage = my_sdk_call(context)
+            messages = [
+                {"role": "system", "content": session.system_prompt},
+                *context,
+                {"role": "user", "content": question},
+            ]
+            reply, usage = my_sdk_call(messages)
             recorded = await session.record(question, reply, tokens=usage)
             print(f"{question!r} -> {reply!r} (stored as {recorded.assistant_message_id})")
         print("usage so far:", session.token_usage)

@@ -560,7 +560,7 @@ async def test_parts_round_trip_all_types(store: Store, build: Any) -> None:
     assert stored.parts == expected
     assert isinstance(stored.parts[3], FileRefPart)
     assert stored.parts[1].input == nested  # type: ignore[union-attr]
-    assert stored.text_content() == text + "\n"
+    assert stored.text_content() == text
     assert (await store.get_messages("s1"))[0].parts == expected
     _, entries = await store.context_entries("s1")
     assert list(entries[0].parts) == expected

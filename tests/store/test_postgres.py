@@ -247,14 +247,14 @@ async def test_a_whole_session_on_postgres(
         found = await session.grep("platypus lays")
         assert [m.role for m in found.matches] == ["assistant"]
         assert len((await session.grep("zanzibar3")).matches) == 1
-        assert len(await session.messages()) == 14
+        assert len(await session.conversation_messages()) == 14
         assert await session.verify() == []
         session_id = session.id
 
     monkeypatch.setenv("MNESIS_DB_URL", pg_database)  # found through the environment too
     reopened = await MnesisSession.load(session_id, provider=MockProvider(_model))
     try:
-        assert len(await reopened.messages()) == 14
+        assert len(await reopened.conversation_messages()) == 14
         assert await reopened.verify() == []
     finally:
         await reopened.close()

@@ -93,7 +93,7 @@ async def test_soft_threshold_compacts_in_the_background_without_delaying_turns(
                 assert session.compaction_in_progress
         assert triggered_at is not None
         assert "compaction.triggered" in events and "compaction.completed" in events
-        assert len(await session.messages()) == 60  # nothing lost
+        assert len(await session.conversation_messages()) == 60  # nothing lost
         assert await session.verify() == []
         history = await session.history()
         assert any(s.compaction_triggered for s in history)
@@ -131,7 +131,7 @@ async def test_unreachable_summariser_falls_back_to_deterministic_truncation(
         assert levels_used and set(levels_used) - {0} == {3}
         assert model.summary_requests  # levels 1 and 2 were tried
         assert await session.verify() == []
-        assert len(await session.messages()) == 80
+        assert len(await session.conversation_messages()) == 80
         assert (await session.history())[-1].context_tokens.total <= session.usable_tokens
 
 
@@ -173,8 +173,8 @@ async def test_compact_returns_a_full_result_and_the_summary_is_in_the_context(
         assert result.tokens_after < result.tokens_before
         assert result.elapsed_ms >= 0
         context = await session.context_for_next_turn()
-        assert result.summary_message_id in context[1]["content"]
-        assert "greek letters" in context[1]["content"]
+        assert result.summary_message_id in context[0]["content"]
+        assert "greek letters" in context[0]["content"]
         assert await session.verify() == []
         breakdown = (await session.history())[-1].context_tokens
         assert breakdown.total > 0
@@ -214,7 +214,7 @@ async def test_identifiers_missing_from_the_summary_are_appended(db_path: str) -
             await session.record(text(100, turn + 10), text(100, turn + 20))
         result = await session.compact()
         context = await session.context_for_next_turn()
-        summary_text = context[1]["content"]
+        summary_text = context[0]["content"]
         assert result.summary_message_id in summary_text
         for identifier in [
             "src/app/main.py",
@@ -302,7 +302,7 @@ async def test_long_mock_session_stays_inside_the_window_and_builds_a_dag(
                 assert request_tokens(LLMRequest(MODEL, fits)) <= session.usable_tokens
         context = await session.context_for_next_turn()
         breakdown = (await session.history())[-1].context_tokens
-        assert len(await session.messages()) == 4_000
+        assert len(await session.conversation_messages()) == 4_000
         assert await session.verify() == []
         assert len(completed) >= 10
         assert context[-1]["content"] == text(40, 1_999 + 7)

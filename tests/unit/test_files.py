@@ -216,7 +216,7 @@ async def test_file_ids_survive_compaction(tmp_path: Path, db_path: str) -> None
             p.content_id for p in (await session.messages())[0].parts if isinstance(p, FileRefPart)
         )
         context = await session.context_for_next_turn()
-        assert file_id in str(context[1]["content"])  # the summary's identifier footer
+        assert file_id in str(context[0]["content"])  # the summary's identifier footer
         assert (await session.describe(file_id)).status == "unchanged"
 
 

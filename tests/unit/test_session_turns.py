@@ -59,7 +59,7 @@ async def test_model_sees_earlier_turns(db_path: str) -> None:
         await session.send("My name is Alice.")
         result = await session.send("What's my name?")
         assert result.text == "Alice"
-        context = await session.context_for_next_turn()
+        context = await session.context_for_next_turn(include_system=True)
         assert context[0] == {"role": "system", "content": "You are a helpful assistant."}
         assert [m["role"] for m in context[1:]] == ["user", "assistant"] * 2
 
@@ -244,7 +244,7 @@ async def test_provider_error_mid_stream_marks_reply_failed_and_uncounted(db_pat
     assert await session.history() == []
     # The failed reply is not part of the next context; the user message is.
     context = await session.context_for_next_turn()
-    assert [m["role"] for m in context] == ["system", "user"]
+    assert [m["role"] for m in context] == ["user"]
     assert await session.verify() == []
     await session.close()
 

@@ -242,7 +242,7 @@ async def _slash(session: MnesisSession, line: str) -> bool:
                     + (" (compaction)" if snap.compaction_triggered else "")
                 )
         elif command == "/context":
-            for chat in await session.context_for_next_turn():
+            for chat in await session.context_for_next_turn(include_system=True):
                 out.print(f"{chat['role']}: {str(chat.get('content'))[:200]}", markup=False)
         elif command == "/pin" and arg:
             await session.pin(arg)

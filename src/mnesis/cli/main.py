@@ -141,7 +141,7 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
 async def cmd_show(args: argparse.Namespace) -> int:
     session = await _load(args)
     try:
-        messages = await session.messages()
+        messages = await session.conversation_messages()
         covered = await session.covering_summaries([m.id for m in messages])
         if args.json:
             _dump([_message_json(m, covered.get(m.id)) for m in messages])
@@ -169,7 +169,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
 async def cmd_context(args: argparse.Namespace) -> int:
     session = await _load(args)
     try:
-        messages = await session.context_for_next_turn()
+        messages = await session.context_for_next_turn(include_system=True)
         breakdown = await session.context_breakdown()
         if args.json:
             _dump(
@@ -256,7 +256,7 @@ async def cmd_expand(args: argparse.Namespace) -> int:
 async def cmd_export(args: argparse.Namespace) -> int:
     session = await _load(args)
     try:
-        messages = await session.messages()
+        messages = await session.conversation_messages()
         covered = await session.covering_summaries([m.id for m in messages])
         info = await session.info()
         if args.format == "json":

@@ -171,6 +171,10 @@ class CompactionEngine:
                     "tokens_after": result.tokens_after,
                     "compacted_message_count": result.compacted_message_count,
                     "elapsed_ms": result.elapsed_ms,
+                    "summary_message_id": result.summary_message_id,
+                    "summary_token_count": result.summary_token_count,
+                    "pruned_tool_outputs": result.pruned_tool_outputs,
+                    "pruned_tokens": result.pruned_tokens,
                 },
             )
             return result
@@ -196,12 +200,21 @@ class CompactionEngine:
             if ids:
                 await self.store.prune_tool_outputs(self.session_id, tuple(ids))
                 progress.pruned_outputs, progress.pruned_tokens = len(ids), saved
+                self.bus.publish(
+                    MnesisEvent.PRUNE_COMPLETED,
+                    {
+                        "session_id": self.session_id,
+                        "pruned_count": len(ids),
+                        "pruned_tokens": saved,
+                    },
+                )
                 _, entries = await self.store.context_entries(self.session_id)
         for round_index in range(cfg.max_compaction_rounds):
             total = system_tokens + entry_tokens(entries)
             if total <= goal and not (force and round_index == 0):
                 break
-            span = self._leaf_span(entries, total - goal, goal)
+            forced = force and round_index == 0 and total <= goal
+            span = self._leaf_span(entries, total - goal, goal, forced=forced)
             kind = "leaf"
             if not span and cfg.condensation_enabled:
                 span, kind = self._condense_span(entries), "condensed"
@@ -241,11 +254,21 @@ class CompactionEngine:
         return start
 
     def _leaf_span(
-        self, entries: Sequence[ContextEntry], need: int, goal: int
+        self, entries: Sequence[ContextEntry], need: int, goal: int, *, forced: bool = False
     ) -> list[ContextEntry]:
         """The oldest run of verbatim, unpinned messages outside the tail, long
-        enough to free ``need`` tokens (or as long as the run goes)."""
-        tail = self._tail_start(entries, goal // 2)
+        enough to free ``need`` tokens (or as long as the run goes).
+
+        ``forced`` (``session.compact()`` on a context under its goal) protects
+        only the latest turn and takes every verbatim message before it, as
+        long as a summary can be smaller than the run.
+        """
+        if forced:
+            tail = self._tail_start(entries, 0)
+            need, minimum = entry_tokens(entries[:tail]), 1
+        else:
+            tail = self._tail_start(entries, goal // 2)
+            minimum = MIN_LEAF_TOKENS
         index = 0
         while index < tail and (entries[index].kind != "message" or entries[index].pinned):
             index += 1
@@ -260,7 +283,7 @@ class CompactionEngine:
             index += 1
             if removed >= wanted:
                 break
-        return span if removed >= MIN_LEAF_TOKENS else []
+        return span if removed >= minimum else []
 
     def _condense_span(self, entries: Sequence[ContextEntry]) -> list[ContextEntry]:
         """Consecutive summaries outside the tail to merge into a higher node.

@@ -18,11 +18,23 @@ logger = logging.getLogger("mnesis.events")
 
 
 class MnesisEvent(StrEnum):
-    """Every event mnesis publishes."""
+    """Every event mnesis publishes.
+
+    ``SESSION_DELETED``, ``MESSAGE_UPDATED`` and ``PART_CREATED`` exist for
+    mnesis 0.4.0 code that subscribes to them; mnesis never deletes a session
+    nor rewrites a message, and parts arrive with their message, so they are
+    not published.
+    """
 
     SESSION_CREATED = "session.created"
+    SESSION_UPDATED = "session.updated"
     SESSION_CLOSED = "session.closed"
+    SESSION_DELETED = "session.deleted"
     MESSAGE_CREATED = "message.created"
+    MESSAGE_UPDATED = "message.updated"
+    PART_CREATED = "part.created"
+    PART_UPDATED = "part.updated"
+    PRUNE_COMPLETED = "prune.completed"
     COMPACTION_TRIGGERED = "compaction.triggered"
     COMPACTION_COMPLETED = "compaction.completed"
     COMPACTION_FAILED = "compaction.failed"
@@ -50,11 +62,21 @@ class EventBus:
             raise TypeError("handler must be callable")
         self._handlers.setdefault(event, []).append(handler)
 
+    def subscribe_all(self, handler: Handler) -> None:
+        """Call ``handler(event, payload)`` on every event."""
+        self.subscribe(None, handler)
+
     def unsubscribe(self, event: MnesisEvent | None, handler: Handler) -> None:
         """Remove a handler; unknown handlers are ignored."""
         handlers = self._handlers.get(event, [])
         if handler in handlers:
             handlers.remove(handler)
+
+    def unsubscribe_all(self, handler: Handler) -> None:
+        """Remove ``handler`` from every event and from the catch-all list."""
+        for handlers in self._handlers.values():
+            while handler in handlers:
+                handlers.remove(handler)
 
     def publish(self, event: MnesisEvent, payload: Any) -> None:
         """Deliver ``payload`` to the handlers of ``event`` and to catch-all handlers."""

@@ -19,6 +19,51 @@ class SessionClosedPayload(TypedDict):
     session_id: str
 
 
+class SessionUpdatedPayload(TypedDict):
+    """After a turn, a recorded turn or a compaction changed the session's counters."""
+
+    session_id: str
+    turn_count: int
+    total_tokens: int
+    cost: float
+
+
+class SessionDeletedPayload(TypedDict):
+    """Reserved, as in mnesis 0.4.0: sessions are never deleted, so never published."""
+
+    session_id: str
+
+
+class MessageUpdatedPayload(TypedDict):
+    """Reserved: stored messages are never rewritten; tool results publish ``part.updated``."""
+
+    session_id: str
+    message_id: str
+
+
+class PartCreatedPayload(TypedDict):
+    """Reserved: parts arrive with their message (``message.created``)."""
+
+    session_id: str
+    message_id: str
+
+
+class PartUpdatedPayload(TypedDict):
+    """A tool call's result slot was filled (``record_tool_result``)."""
+
+    session_id: str
+    tool_call_id: str
+    status: str
+
+
+class PruneCompletedPayload(TypedDict):
+    """Tool outputs were tombstoned in the context by a compaction pass."""
+
+    session_id: str
+    pruned_count: int
+    pruned_tokens: int
+
+
 class MessageCreatedPayload(TypedDict):
     session_id: str
     message_id: str
@@ -41,6 +86,10 @@ class CompactionCompletedPayload(TypedDict):
     tokens_after: int
     compacted_message_count: int
     elapsed_ms: float
+    summary_message_id: str  # "" when nothing was summarised
+    summary_token_count: int
+    pruned_tool_outputs: int
+    pruned_tokens: int
 
 
 class CompactionFailedPayload(TypedDict):
@@ -97,6 +146,12 @@ EventPayload = (
     SessionCreatedPayload
     | SessionClosedPayload
     | MessageCreatedPayload
+    | SessionUpdatedPayload
+    | SessionDeletedPayload
+    | MessageUpdatedPayload
+    | PartCreatedPayload
+    | PartUpdatedPayload
+    | PruneCompletedPayload
     | CompactionTriggeredPayload
     | CompactionCompletedPayload
     | CompactionFailedPayload

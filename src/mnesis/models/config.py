@@ -11,12 +11,27 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_ADVANCED = "[Advanced] "
 
 
 def mnesis_home() -> Path:
     """The per-user folder for the default database and files (``~/.mnesis``)."""
     return Path(os.path.expanduser("~")) / ".mnesis"
+
+
+def absolute_path(value: Any) -> Any:
+    """A filesystem path as an absolute string, ``~`` expanded; URLs and empty
+    strings pass unchanged."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and value and "://" not in value and value != ":memory:":
+        try:
+            return str(Path(value).expanduser().resolve())
+        except (OSError, ValueError):  # e.g. a NUL byte: the store names the problem
+            return value
+    return value
 
 
 class RetryConfig(BaseModel):
@@ -42,18 +57,47 @@ class CompactionConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     auto: bool = True
-    compaction_output_budget: int = Field(default=20_000, ge=0)
+    compaction_output_budget: int = Field(
+        default=20_000,
+        ge=0,
+        le=100_000,
+        description="Tokens reserved for a summary's output, out of the model's window.",
+    )
     prune: bool = True
-    prune_protect_tokens: int = Field(default=40_000, ge=0)
-    prune_minimum_tokens: int = Field(default=20_000, ge=0)
-    prune_protected_tools: tuple[str, ...] = ()
-    compaction_model: str | None = None
-    compaction_prompt: str | None = None
-    level2_enabled: bool = True
-    condensation_enabled: bool = True
-    soft_threshold_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
-    max_compaction_rounds: int = Field(default=10, ge=1)
-    summary_timeout: float = Field(default=120.0, gt=0.0)
+    prune_protect_tokens: int = Field(
+        default=40_000, ge=0, description="The most recent tool-output tokens never pruned."
+    )
+    prune_minimum_tokens: int = Field(
+        default=20_000, ge=0, description="Prune only when at least this much can go."
+    )
+    prune_protected_tools: tuple[str, ...] = Field(
+        default=(), description=_ADVANCED + "Tools whose outputs are never pruned."
+    )
+    compaction_model: str | None = Field(
+        default=None, description="Model for summaries (default: the session's)."
+    )
+    compaction_prompt: str | None = Field(
+        default=None, description=_ADVANCED + "Replaces the built-in level-1 summary prompt."
+    )
+    level2_enabled: bool = Field(
+        default=True, description=_ADVANCED + "Try the aggressive summary before truncation."
+    )
+    condensation_enabled: bool = Field(
+        default=True, description=_ADVANCED + "Merge summaries into higher summary nodes."
+    )
+    soft_threshold_fraction: float = Field(
+        default=0.6,
+        gt=0.0,
+        le=1.0,
+        description=_ADVANCED
+        + "Fraction of the usable context where background compaction starts.",
+    )
+    max_compaction_rounds: int = Field(
+        default=10, ge=1, description=_ADVANCED + "Summaries one pass may write at most."
+    )
+    summary_timeout: float = Field(
+        default=120.0, gt=0.0, description=_ADVANCED + "Seconds a summary call may take."
+    )
 
 
 class FileConfig(BaseModel):
@@ -63,6 +107,11 @@ class FileConfig(BaseModel):
 
     inline_threshold: int = Field(default=10_000, ge=0)
     storage_dir: str = Field(default_factory=lambda: str(mnesis_home() / "files"))
+
+    @field_validator("storage_dir", mode="before")
+    @classmethod
+    def _absolute_storage_dir(cls, value: Any) -> Any:
+        return absolute_path(value)
 
 
 class StoreConfig(BaseModel):
@@ -78,8 +127,15 @@ class StoreConfig(BaseModel):
 
     db_path: str = Field(default_factory=lambda: str(mnesis_home() / "sessions.db"))
     url: str | None = None  # same as db_path, spelled as a URL (wins when both are set)
-    wal_mode: bool = True
-    connection_timeout: float = Field(default=30.0, gt=0.0)
+    wal_mode: bool = Field(default=True, description=_ADVANCED + "SQLite write-ahead logging.")
+    connection_timeout: float = Field(
+        default=30.0, gt=0.0, description=_ADVANCED + "Seconds to wait for a database lock."
+    )
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _absolute_db_path(cls, value: Any) -> Any:
+        return absolute_path(value)
 
 
 class OperatorConfig(BaseModel):
@@ -97,7 +153,7 @@ class SessionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    doom_loop_threshold: int = Field(default=3, ge=2)
+    doom_loop_threshold: int = Field(default=3, ge=2, le=10)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     max_tool_steps: int = Field(default=10, ge=1)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 
 class FinishReason(StrEnum):
@@ -26,13 +26,71 @@ class FinishReason(StrEnum):
     ERROR = "error"
 
 
-class ToolStatus(StrEnum):
-    """Lifecycle of one tool call."""
+ToolState = Literal["pending", "running", "completed", "error"]
 
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    ERROR = "error"
+
+class ToolStatus(BaseModel):
+    """Lifecycle of one tool call: ``ToolStatus(state="completed")``, read as
+    ``part.status.state``.
+
+    The constants ``ToolStatus.PENDING`` … ``ToolStatus.ERROR`` and a bare
+    string both work too: a status equals its state string (``part.status ==
+    "completed"``), ``str(status)`` and ``status.value`` are the state, and
+    ``ToolStatus("error")`` builds one positionally.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    PENDING: ClassVar[ToolStatus]
+    RUNNING: ClassVar[ToolStatus]
+    COMPLETED: ClassVar[ToolStatus]
+    ERROR: ClassVar[ToolStatus]
+
+    state: ToolState = "pending"
+    compacted_at: int | None = Field(
+        default=None, description="Unix ms when the output was pruned; None if not pruned."
+    )
+    started_at: int | None = None
+    completed_at: int | None = None
+
+    def __init__(self, state: str | None = None, /, **data: Any) -> None:
+        if state is not None:
+            data["state"] = state
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_state_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"state": value}
+        return value
+
+    @property
+    def value(self) -> str:
+        """The state, as the enum this type replaces exposed it."""
+        return self.state
+
+    def __str__(self) -> str:
+        return self.state
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ToolStatus):
+            return self.state == other.state and self.compacted_at == other.compacted_at
+        if isinstance(other, str):
+            return self.state == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.state)
+
+
+ToolStatus.PENDING = ToolStatus(state="pending")
+ToolStatus.RUNNING = ToolStatus(state="running")
+ToolStatus.COMPLETED = ToolStatus(state="completed")
+ToolStatus.ERROR = ToolStatus(state="error")
+
+ALWAYS_PROTECTED_TOOLS = frozenset({"skill"})
+"""Tools whose outputs are never pruned, whatever ``prune_protected_tools`` says."""
 
 
 class MessageStatus(StrEnum):
@@ -95,8 +153,33 @@ class ToolPart(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
     output: str | None = None
     error_message: str | None = None
-    status: ToolStatus = ToolStatus.PENDING
+    status: ToolStatus = Field(default_factory=ToolStatus)
     pruned: bool = False  # the output was tombstoned in the context (it stays stored)
+
+    @field_serializer("status")
+    def _status_as_state(self, status: ToolStatus) -> Any:
+        # Stored parts keep the plain state string; the prune time, when
+        # known, travels with it.
+        if status.compacted_at is None and status.started_at is None:
+            if status.completed_at is None:
+                return status.state
+        return status.model_dump()
+
+    @property
+    def compacted_at(self) -> int | None:
+        """When the output was pruned (Unix ms); ``None`` while it is in the context.
+
+        A part read back pruned whose prune time the store did not report
+        gives ``0``; test with ``is not None`` (or read :attr:`pruned`).
+        """
+        if self.status.compacted_at is not None:
+            return self.status.compacted_at
+        return 0 if self.pruned else None
+
+    @property
+    def is_protected(self) -> bool:
+        """True for tools whose outputs are never pruned (``skill``)."""
+        return self.tool_name in ALWAYS_PROTECTED_TOOLS
 
     @property
     def has_result(self) -> bool:
@@ -122,7 +205,12 @@ Role = Literal["user", "assistant"]
 
 
 class Message(BaseModel):
-    """Metadata of one stored message."""
+    """Metadata of one stored message.
+
+    A compaction summary read back through ``session.messages()`` is a message
+    too: ``is_summary`` is true, ``mode`` is ``"compaction"``, its one text
+    part the summary.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -138,6 +226,26 @@ class Message(BaseModel):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost: float = 0.0
     token_count: int = 0
+    is_summary: bool = False
+    agent: str = "default"
+    parent_id: str | None = None
+    mode: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The model string that produced the message (``""`` if none)."""
+        return self.model or ""
+
+    @property
+    def provider_id(self) -> str:
+        """The provider part of :attr:`model_id` (``"anthropic"``), or ``""``."""
+        provider, slash, _ = self.model_id.partition("/")
+        return provider if slash else ""
+
+    @property
+    def created_at_ms(self) -> int:
+        """:attr:`created_at` as Unix milliseconds."""
+        return int(self.created_at.timestamp() * 1000)
 
 
 class MessageWithParts(BaseModel):
@@ -156,9 +264,23 @@ class MessageWithParts(BaseModel):
     def role(self) -> Role:
         return self.message.role
 
+    @property
+    def is_summary(self) -> bool:
+        """True for a compaction summary."""
+        return self.message.is_summary
+
+    @property
+    def model_id(self) -> str:
+        return self.message.model_id
+
+    @property
+    def tokens(self) -> TokenUsage:
+        """The usage the model reported for this message (zero for user messages)."""
+        return self.message.tokens
+
     def text_content(self) -> str:
-        """The text of all text parts, joined by newlines."""
-        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+        """The text of all text parts, concatenated in order."""
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
 
     def tool_parts(self) -> list[ToolPart]:
         """The tool calls of this message, in order."""

@@ -92,8 +92,17 @@ class AgenticMap:
         session_config: MnesisConfig | None = None,
         run_id: str | None = None,
         output_path: PathLike | None = None,
+        agent: str = "agentic_map",
+        lcm_config: MnesisConfig | None = None,
+        pool: object | None = None,
     ) -> AsyncIterator[AgentMapResult]:
         """Yield one :class:`AgentMapResult` per input, in completion order.
+
+        Each result's ``intermediate_outputs`` holds the text of every assistant
+        message of the sub-agent in order, the final one (``output_text``) last.
+        ``agent`` names the sub-sessions' agent. ``lcm_config`` is mnesis
+        0.4.0's name for ``session_config`` (give one, not both); ``pool`` is
+        accepted for 0.4.0 code and ignored.
 
         ``max_turns`` bounds the model calls of each sub-agent. When
         ``continuation_message`` is set and a sub-agent stops at that bound
@@ -103,6 +112,10 @@ class AgenticMap:
         receives every result as JSONL.
         """
         template = compile_template(agent_prompt_template)
+        if lcm_config is not None:
+            if session_config is not None:
+                raise InvalidInputError("pass session_config or lcm_config, not both")
+            session_config = lcm_config
         chosen = model or self.model
         if not chosen:
             raise InvalidInputError(
@@ -142,7 +155,7 @@ class AgenticMap:
                 prompt = render(template, item)
                 session = await MnesisSession.create(
                     model=chosen,
-                    agent="agentic_map",
+                    agent=agent,
                     parent_id=parent_session_id,
                     config=session_config,
                     system_prompt=system_prompt,
@@ -162,8 +175,8 @@ class AgenticMap:
                     usage = usage + result.tokens
                 outputs.extend(
                     m.text_content()
-                    for m in await session.messages()
-                    if m.role == "assistant" and m.id != result.message_id and m.text_content()
+                    for m in await session.conversation_messages()
+                    if m.role == "assistant" and m.text_content()
                 )
                 outcome = AgentMapResult(
                     input=item,

@@ -44,6 +44,14 @@ DEFAULT_RETRY_GUIDANCE = (
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
+class OutputSchemaTypeError(InvalidInputError, TypeError):
+    """``output_schema`` is neither a Pydantic model class nor a dict.
+
+    A ``TypeError`` as in mnesis 0.4.0, and an ``InvalidInputError`` like every
+    other bad argument here.
+    """
+
+
 class _Schema:
     """A Pydantic model class or a JSON-Schema dict, behind one validate()."""
 
@@ -66,7 +74,7 @@ class _Schema:
             self.json_schema = schema
             self._validator = validator_cls(schema)
         else:
-            raise InvalidInputError(
+            raise OutputSchemaTypeError(
                 "output_schema must be a Pydantic model class or a JSON-Schema dict, "
                 f"not {type(schema).__name__}"
             )

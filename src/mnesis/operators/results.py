@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mnesis.models.message import TokenUsage
 
 ErrorKind = Literal["timeout", "validation", "llm_error", "schema_error"]
+
+
+def _results_from_split(data: Any) -> Any:
+    """Accept mnesis 0.4.0's ``successes=``/``failures=`` construction."""
+    if isinstance(data, dict) and "results" not in data:
+        if "successes" in data or "failures" in data:
+            merged = [*data.get("successes", ()), *data.get("failures", ())]
+            return {"results": sorted(merged, key=lambda r: getattr(r, "index", 0))}
+    return data
 
 
 class MapResult(BaseModel):
@@ -32,6 +41,16 @@ class MapBatch(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     results: list[MapResult]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_split(cls, data: Any) -> Any:
+        return _results_from_split(data)
+
+    @property
+    def total(self) -> int:
+        """How many items the run had."""
+        return len(self.results)
 
     @property
     def successes(self) -> list[MapResult]:
@@ -68,6 +87,21 @@ class AgentMapBatch(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     results: list[AgentMapResult]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_split(cls, data: Any) -> Any:
+        return _results_from_split(data)
+
+    @property
+    def total(self) -> int:
+        """How many items the run had."""
+        return len(self.results)
+
+    @property
+    def total_attempts(self) -> int:
+        """Sub-agents started: one per item."""
+        return len(self.results)
 
     @property
     def successes(self) -> list[AgentMapResult]:

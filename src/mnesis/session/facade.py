@@ -35,6 +35,7 @@ from mnesis.models.results import (
     TextDelta,
     TurnComplete,
     TurnResult,
+    TurnSnapshot,
 )
 from mnesis.session import inputs
 from mnesis.session.compaction import CompactionScheduler
@@ -69,6 +70,7 @@ class MnesisSession(StoredHistory):
         self._detached = DetachedTurns()
         self._turn_lock = asyncio.Lock()
         self._closed = False
+        self._snapshots: list[TurnSnapshot] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -81,10 +83,11 @@ class MnesisSession(StoredHistory):
         parent_id: str | None = None,
         config: MnesisConfig | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        db_path: str | None = None,
+        db_path: str | os.PathLike[str] | None = None,
         provider: LLMProvider | None = None,
         event_bus: EventBus | None = None,
         session_id: str | None = None,
+        pool: object | None = None,
     ) -> MnesisSession:
         """Create and persist a new session.
 
@@ -99,6 +102,8 @@ class MnesisSession(StoredHistory):
                 ``MNESIS_MOCK_LLM=1``).
             event_bus: Share a bus between sessions; default a new one.
             session_id: Choose the id instead of generating one.
+            pool: Accepted for mnesis 0.4.0 code and ignored: sessions on one
+                database already share one connection per process.
         """
         core = await create_core(
             model=model,
@@ -127,10 +132,11 @@ class MnesisSession(StoredHistory):
         parent_id: str | None = None,
         config: MnesisConfig | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        db_path: str | None = None,
+        db_path: str | os.PathLike[str] | None = None,
         provider: LLMProvider | None = None,
         event_bus: EventBus | None = None,
         session_id: str | None = None,
+        pool: object | None = None,
     ) -> SessionOpener[MnesisSession]:
         """Create a session for ``async with``; it is closed when the block exits."""
         return SessionOpener(
@@ -152,17 +158,22 @@ class MnesisSession(StoredHistory):
         cls,
         session_id: str,
         config: MnesisConfig | None = None,
-        db_path: str | None = None,
+        db_path: str | os.PathLike[str] | None = None,
         *,
         provider: LLMProvider | None = None,
         event_bus: EventBus | None = None,
+        pool: object | None = None,
     ) -> MnesisSession:
         """Resume a stored session: model, system prompt, config and history.
+
+        ``pool`` is accepted for mnesis 0.4.0 code and ignored.
 
         Raises:
             SessionNotFoundError: No session with that id in the store.
         """
-        return cls(await load_core(session_id, config, db_path, provider, event_bus))
+        session = cls(await load_core(session_id, config, db_path, provider, event_bus))
+        session._snapshots = await session._store.snapshots(session_id)
+        return session
 
     @classmethod
     async def list_sessions(
@@ -234,6 +245,11 @@ class MnesisSession(StoredHistory):
         return self._core.usable_tokens
 
     @property
+    def file_handler(self) -> LargeFileHandler:
+        """The handler ``send(files=...)`` uses (the session's store and ``FileConfig``)."""
+        return self._files
+
+    @property
     def event_bus(self) -> EventBus:
         return self._core.bus
 
@@ -266,15 +282,46 @@ class MnesisSession(StoredHistory):
         """Call ``handler(event, payload)`` whenever ``event`` is published."""
         self._core.bus.subscribe(event, handler)
 
+    def _known_snapshots(self) -> list[TurnSnapshot]:
+        return list(self._snapshots)
+
+    def _agent(self) -> str:
+        return self._core.record.agent
+
+    async def _after_write(self) -> None:
+        """Keep :meth:`history`'s list level with the turns the store counted,
+        and tell subscribers the session's counters moved."""
+        totals = self._core.totals
+        if totals.turns != len(self._snapshots):
+            self._snapshots = await self._store.snapshots(self.id)
+        self._core.bus.publish(
+            MnesisEvent.SESSION_UPDATED,
+            {
+                "session_id": self.id,
+                "turn_count": totals.turns,
+                "total_tokens": totals.usage.effective_total(),
+                "cost": totals.cost,
+            },
+        )
+
     # -- reads ------------------------------------------------------------------
 
-    async def context_for_next_turn(self, system_prompt: str | None = None) -> list[dict[str, Any]]:
-        """The chat messages the next model call would receive, for your own SDK."""
+    async def context_for_next_turn(
+        self, system_prompt: str | None = None, *, include_system: bool = False
+    ) -> list[dict[str, Any]]:
+        """The conversation the next model call would receive, for your own SDK.
+
+        Summaries, messages and tool results, compacted to fit; the system
+        prompt is yours to pass (``[{"role": "system", ...}, *messages]``, or
+        Anthropic's ``system=``). With ``include_system=True`` the list starts
+        with the system message (``system_prompt``, else the session's).
+        """
         self._check_open()
+        prompt = self._core.prompt(system_prompt) if include_system else None
         async with self._turn_lock:
             await self._live.reload_if_changed_elsewhere()
             await self._compaction.wait_until_under_hard_limit()
-            messages = self._live.window.messages(self._core.prompt(system_prompt))
+            messages = self._live.window.messages(prompt)
         return [copy_chat_message(m) for m in messages]
 
     async def context_breakdown(self) -> ContextBreakdown:
@@ -349,6 +396,7 @@ class MnesisSession(StoredHistory):
         async with self._turn_lock:
             self._check_open(allow_closing=True)
             turn = await self._turns.run(request)
+            await self._after_write()
         return turn.result()
 
     def stream(
@@ -407,9 +455,11 @@ class MnesisSession(StoredHistory):
         assistant_parts = inputs.assistant_parts(assistant_response)
         async with self._turn_lock:
             self._check_open(allow_closing=True)
-            return await self._turns.record(
+            recorded = await self._turns.record(
                 user_parts, assistant_parts, tokens=tokens, finish_reason=finish_reason
             )
+            await self._after_write()
+        return recorded
 
     async def record_tool_result(
         self, tool_call_id: str, output: str | None = None, *, error: str | None = None
@@ -428,6 +478,15 @@ class MnesisSession(StoredHistory):
         async with self._turn_lock:
             self._check_open(allow_closing=True)
             await self._live.fill_tool_results(prepared)
+        for result in prepared:
+            self._core.bus.publish(
+                MnesisEvent.PART_UPDATED,
+                {
+                    "session_id": self.id,
+                    "tool_call_id": result.tool_call_id,
+                    "status": "error" if result.error is not None else "completed",
+                },
+            )
 
     # -- compaction and pins ----------------------------------------------------
 
@@ -436,7 +495,9 @@ class MnesisSession(StoredHistory):
         self._check_open()
         await self._compaction.wait()
         async with self._turn_lock:
-            return await self._compaction.run_now()
+            result = await self._compaction.run_now()
+            await self._after_write()
+        return result
 
     async def wait_for_compaction(self) -> CompactionResult | None:
         """Wait for a running background pass; its result (None if none ever ran)."""

@@ -6,10 +6,13 @@ nor wait for a turn, so they sit apart from the facade's turn machinery.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Awaitable, Callable, Generator
+from datetime import UTC, datetime
 from typing import Any
 
 from mnesis.models.info import SessionInfo
-from mnesis.models.message import MessageWithParts
+from mnesis.models.message import Message, MessageWithParts, TextPart
 from mnesis.models.results import TurnSnapshot
 from mnesis.recall import (
     ExpandResult,
@@ -21,6 +24,68 @@ from mnesis.recall import (
     memory_tool_specs,
 )
 from mnesis.store import Store
+from mnesis.store.records import SummaryRecord
+
+
+class TurnHistory(list[TurnSnapshot]):
+    """The turn snapshots as a list, which can also be awaited.
+
+    ``session.history()`` is a plain list (as in mnesis 0.4.0) of the snapshots
+    this session object knows; ``await session.history()`` reads them afresh
+    from the store, turns other processes recorded included.
+    """
+
+    def __init__(
+        self,
+        snapshots: list[TurnSnapshot],
+        refresh: Callable[[], Awaitable[list[TurnSnapshot]]] | None = None,
+    ) -> None:
+        super().__init__(snapshots)
+        self._refresh = refresh
+
+    def __await__(self) -> Generator[Any, None, TurnHistory]:
+        return self._fresh().__await__()
+
+    async def _fresh(self) -> TurnHistory:
+        if self._refresh is None:
+            return self
+        return TurnHistory(await self._refresh())
+
+
+def summary_message(session_id: str, summary: SummaryRecord) -> MessageWithParts:
+    """A summary node shown as the assistant message 0.4.0 stored for it."""
+    return MessageWithParts(
+        message=Message(
+            id=summary.id,
+            session_id=session_id,
+            seq=summary.last_seq,
+            role="assistant",
+            created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+            model=summary.model,
+            token_count=summary.token_count,
+            is_summary=True,
+            mode="compaction",
+        ),
+        parts=[TextPart(text=summary.text)],
+    )
+
+
+def interleave_summaries(
+    messages: list[MessageWithParts], summaries: list[MessageWithParts]
+) -> list[MessageWithParts]:
+    """Messages and summaries in one list, each summary after the messages
+    written before it."""
+    stamps: list[datetime] = []
+    for m in messages:  # seq order; a clock step back must not unsort the keys
+        stamps.append(max(m.message.created_at, stamps[-1]) if stamps else m.message.created_at)
+    slots: dict[int, list[MessageWithParts]] = {}
+    for summary in sorted(summaries, key=lambda s: s.message.created_at):
+        slots.setdefault(bisect_right(stamps, summary.message.created_at), []).append(summary)
+    merged: list[MessageWithParts] = list(slots.get(0, []))
+    for index, message in enumerate(messages, 1):
+        merged.append(message)
+        merged.extend(slots.get(index, []))
+    return merged
 
 
 class StoredHistory:
@@ -41,14 +106,63 @@ class StoredHistory:
         return info
 
     async def messages(self) -> list[MessageWithParts]:
-        """The whole stored history, failed replies included, oldest first."""
+        """The whole stored history, oldest first: every message (failed replies
+        included) and every compaction summary (``m.is_summary``), each summary
+        after the messages written before it."""
         self._check_open()
-        return await self._store.get_messages(self._session_id)
+        stored = await self._store.get_messages(self._session_id)
+        summaries = [summary_message(self._session_id, s) for s in await self._summaries()]
+        return interleave_summaries(self._tag(stored), summaries)
 
-    async def history(self) -> list[TurnSnapshot]:
-        """One snapshot of the context's token breakdown per completed turn."""
+    async def conversation_messages(self) -> list[MessageWithParts]:
+        """The stored conversation without compaction summaries, oldest first."""
+        self._check_open()
+        return self._tag(await self._store.get_messages(self._session_id))
+
+    def history(self) -> TurnHistory:
+        """One snapshot of the context's token breakdown per completed turn.
+
+        A list, as in mnesis 0.4.0; ``await session.history()`` also works and
+        reads the store afresh.
+        """
+        self._check_open()
+        return TurnHistory(self._known_snapshots(), self._read_snapshots)
+
+    async def _read_snapshots(self) -> list[TurnSnapshot]:
         self._check_open()
         return await self._store.snapshots(self._session_id)
+
+    def _known_snapshots(self) -> list[TurnSnapshot]:
+        raise NotImplementedError
+
+    def _tag(self, messages: list[MessageWithParts]) -> list[MessageWithParts]:
+        """Messages with the session's agent, as 0.4.0 stored it on each row."""
+        agent = self._agent()
+        if agent == "default":
+            return messages
+        return [
+            m.model_copy(update={"message": m.message.model_copy(update={"agent": agent})})
+            for m in messages
+        ]
+
+    def _agent(self) -> str:
+        return "default"
+
+    async def _summaries(self) -> list[SummaryRecord]:
+        """Every summary node of the session: those in the context and all they cover."""
+        _, entries = await self._store.context_entries(self._session_id)
+        pending = [e.summary for e in entries if e.summary is not None]
+        found: dict[str, SummaryRecord] = {}
+        while pending:
+            node = pending.pop()
+            if node.id in found:
+                continue
+            found[node.id] = node
+            if node.kind == "condensed":
+                for kind, source_id in await self._store.summary_sources(node.id):
+                    if kind == "summary" and source_id not in found:
+                        pending.append(await self._store.get_summary(source_id))
+        return list(found.values())
 
     async def verify(self) -> list[str]:
         """Problems the store finds with this session's invariants (``[]``: none)."""

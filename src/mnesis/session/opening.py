@@ -10,16 +10,17 @@ stores the replies a dead process was streaming as interrupted (:mod:`.drafts`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-from mnesis.errors import DatabaseNotFoundError
+from mnesis.errors import ConfigError, DatabaseNotFoundError
 from mnesis.events.bus import EventBus
 from mnesis.llm import LLMProvider, default_provider
 from mnesis.llm.limits import ModelLimits, resolve_limits, usable_context
-from mnesis.models.config import MnesisConfig
+from mnesis.models.config import MnesisConfig, absolute_path
 from mnesis.models.ids import new_id
 from mnesis.models.info import SessionInfo
 from mnesis.session import inputs
@@ -69,6 +70,37 @@ class SessionOpener(Generic[S]):
         return self._factory().__await__()
 
 
+def check_one_db_path(db_path: str | os.PathLike[str] | None, config: MnesisConfig | None) -> None:
+    """``db_path=`` and a ``config.store.db_path`` (or ``url``) set explicitly
+    cannot both decide where the session lives."""
+    if db_path is None or config is None:
+        return
+    store = config.store
+    if "db_path" in store.model_fields_set or store.url:
+        raise ConfigError(
+            "the database is given twice: pass db_path= or set config.store.db_path, not both"
+        )
+
+
+def _expanded(db_path: str | os.PathLike[str] | None) -> str | None:
+    """``db_path=`` as ``StoreConfig.db_path`` takes it: ``~`` and relative paths made absolute."""
+    return None if db_path is None else str(absolute_path(db_path))
+
+
+def stored_config(config_json: str) -> MnesisConfig:
+    """A session's stored configuration, brought within today's bounds (a
+    session stored before a bound existed still loads)."""
+    data = json.loads(config_json)
+    compaction = data.get("compaction")
+    if isinstance(compaction, dict) and isinstance(compaction.get("compaction_output_budget"), int):
+        budget = compaction["compaction_output_budget"]
+        compaction["compaction_output_budget"] = min(max(budget, 1_000), 100_000)
+    session = data.get("session")
+    if isinstance(session, dict) and isinstance(session.get("doom_loop_threshold"), int):
+        session["doom_loop_threshold"] = min(max(session["doom_loop_threshold"], 2), 10)
+    return MnesisConfig.model_validate(data)
+
+
 async def create_core(
     *,
     model: str,
@@ -76,13 +108,15 @@ async def create_core(
     parent_id: str | None,
     config: MnesisConfig | None,
     system_prompt: str,
-    db_path: str | None,
+    db_path: str | os.PathLike[str] | None,
     provider: LLMProvider | None,
     event_bus: EventBus | None,
     session_id: str | None,
 ) -> SessionCore:
     """Persist a new session and build its core."""
     inputs.check_new_session(model, system_prompt, agent)
+    check_one_db_path(db_path, config)
+    db_path = _expanded(db_path)
     config = config or MnesisConfig()
     limits = resolve_limits(model, config.model_overrides)
     usable = usable_context(limits, config)
@@ -107,19 +141,21 @@ async def create_core(
 async def load_core(
     session_id: str,
     config: MnesisConfig | None,
-    db_path: str | None,
+    db_path: str | os.PathLike[str] | None,
     provider: LLMProvider | None,
     event_bus: EventBus | None,
 ) -> SessionCore:
     """Read a stored session (its config too, unless given) and build its core."""
     inputs.check_session_id(session_id)
+    check_one_db_path(db_path, config)
+    db_path = _expanded(db_path)
     store_config = (config or MnesisConfig()).store
     store = await acquire_store(resolve_db_url(db_path, store_config), store_config, create=False)
     try:
         record = await store.get_session(session_id)
         await settle_interrupted_replies(store, session_id, record.model)
         if config is None:
-            config = MnesisConfig.model_validate(json.loads(record.config_json))
+            config = stored_config(record.config_json)
         limits = resolve_limits(record.model, config.model_overrides)
         usable = usable_context(limits, config)
         version, entries = await store.context_entries(session_id)
