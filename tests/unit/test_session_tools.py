@@ -248,3 +248,30 @@ async def test_a_call_recorded_with_its_output_is_complete_and_cannot_be_overwri
             await s.record_tool_result("a1", "5")
         assert (await s.messages())[1].tool_parts()[0].output == "4"
         assert await s.verify() == []
+
+
+async def test_the_tool_loop_publishes_parts_created_and_updated(db_path: str) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    async with MnesisSession.open(
+        model=MODEL, db_path=db_path, provider=MockProvider(weather_model)
+    ) as session:
+        session.event_bus.subscribe_all(lambda event, payload: seen.append((event.value, payload)))
+        await session.send(
+            "weather?", tools=[WEATHER], tool_handlers={"get_weather": lambda city: "sunny"}
+        )
+        await session.event_bus.drain()
+        call_message = (await session.messages())[1]
+    parts = [e for e in seen if e[0].startswith("part.") or e[0].startswith("message.")]
+    assert [name for name, _ in parts] == [
+        "message.created",  # the user message
+        "part.created",
+        "message.created",  # the tool call
+        "part.created",
+        "part.updated",  # its result
+        "message.updated",
+        "message.created",  # the answer
+        "part.created",
+    ]
+    assert parts[3][1]["part_type"] == "tool" and parts[3][1]["index"] == 0
+    assert parts[4][1]["tool_call_id"] == "call_1" and parts[4][1]["status"] == "completed"
+    assert parts[5][1]["message_id"] == call_message.id

@@ -20,10 +20,8 @@ logger = logging.getLogger("mnesis.events")
 class MnesisEvent(StrEnum):
     """Every event mnesis publishes.
 
-    ``SESSION_DELETED``, ``MESSAGE_UPDATED`` and ``PART_CREATED`` exist for
-    mnesis 0.4.0 code that subscribes to them; mnesis never deletes a session
-    nor rewrites a message, and parts arrive with their message, so they are
-    not published.
+    ``SESSION_DELETED`` exists for mnesis 0.4.0 code that subscribes to it;
+    mnesis never deletes a session, so it is not published.
     """
 
     SESSION_CREATED = "session.created"

@@ -35,21 +35,24 @@ class SessionDeletedPayload(TypedDict):
 
 
 class MessageUpdatedPayload(TypedDict):
-    """Reserved: stored messages are never rewritten; tool results publish ``part.updated``."""
+    """Tool results were stored in a message (its token count grew); the stored
+    message is otherwise never rewritten."""
 
     session_id: str
     message_id: str
 
 
 class PartCreatedPayload(TypedDict):
-    """Reserved: parts arrive with their message (``message.created``)."""
+    """A part was stored with its message (right after that ``message.created``)."""
 
     session_id: str
     message_id: str
+    index: int
+    part_type: str
 
 
 class PartUpdatedPayload(TypedDict):
-    """A tool call's result slot was filled (``record_tool_result``)."""
+    """A tool call's result slot was filled (the tool loop or ``record_tool_result(s)``)."""
 
     session_id: str
     tool_call_id: str

@@ -64,8 +64,9 @@ class MnesisSession(StoredHistory):
             core.config.file, estimator=core.counter.estimator, store=core.store
         )
         self._compaction = CompactionScheduler(core)
-        self._tools = ToolLoop(core, self._recall)
         writer = SessionWriter(core, self._compaction)
+        self._writer = writer
+        self._tools = ToolLoop(core, self._recall, writer)
         self._turns = TurnRunner(core, writer, self._tools, self._compaction)
         self._detached = DetachedTurns()
         self._turn_lock = asyncio.Lock()
@@ -477,16 +478,7 @@ class MnesisSession(StoredHistory):
         prepared = inputs.tool_results(results, self._core.counter)
         async with self._turn_lock:
             self._check_open(allow_closing=True)
-            await self._live.fill_tool_results(prepared)
-        for result in prepared:
-            self._core.bus.publish(
-                MnesisEvent.PART_UPDATED,
-                {
-                    "session_id": self.id,
-                    "tool_call_id": result.tool_call_id,
-                    "status": "error" if result.error is not None else "completed",
-                },
-            )
+            await self._writer.fill_tool_results(prepared)
 
     # -- compaction and pins ----------------------------------------------------
 

@@ -98,13 +98,13 @@ class LiveContext:
         self._version, self._rewrites = outcome.version_after, outcome.rewrites
         return outcome
 
-    async def fill_tool_results(self, results: tuple[ToolResult, ...]) -> None:
+    async def fill_tool_results(self, results: tuple[ToolResult, ...]) -> AppendOutcome:
         """Store tool results and show them after their calls in the window."""
         outcome = await self._store.fill_tool_results(self._session_id, results)
         if outcome.version_before != self._version:
             # A window cut after the calls' messages is no version of the view.
             await self._catch_up_to(set(outcome.message_ids), None)
-            return
+            return outcome
         by_call = {r.tool_call_id: r for r in results}
         updated = []
         for message_id in outcome.message_ids:
@@ -113,6 +113,7 @@ class LiveContext:
                 updated.append(_with_results(entry, by_call))
         self.window.replace(*updated)
         self._version, self._rewrites = outcome.version_after, outcome.rewrites
+        return outcome
 
     async def pin(self, message_id: str, *, usable_tokens: int) -> None:
         """Pin a message; pinned tokens may take at most half of ``usable_tokens``."""

@@ -22,6 +22,7 @@ from mnesis.models.message import ToolPart
 from mnesis.recall import MEMORY_TOOL_NAMES, Recall, memory_tool_handlers, memory_tool_specs
 from mnesis.session.core import SessionCore
 from mnesis.session.inputs import validated_tools
+from mnesis.session.writer import SessionWriter
 from mnesis.store import ToolResult
 
 ToolHandler = Callable[..., Any]
@@ -30,9 +31,10 @@ ToolHandler = Callable[..., Any]
 class ToolLoop:
     """Runs one session's tool calls and watches them for doom loops."""
 
-    def __init__(self, core: SessionCore, recall: Recall) -> None:
+    def __init__(self, core: SessionCore, recall: Recall, writer: SessionWriter) -> None:
         self._core = core
         self._recall = recall
+        self._writer = writer
 
     def offer(
         self,
@@ -85,7 +87,7 @@ class ToolLoop:
                     call.tool_call_id, output, error, counter.tool_result_tokens(output, error)
                 )
             )
-        await self._core.live.fill_tool_results(tuple(results))
+        await self._writer.fill_tool_results(tuple(results))
 
     async def refuse_repeated_calls(
         self, calls: list[ToolPart], handlers: dict[str, ToolHandler]
@@ -103,7 +105,7 @@ class ToolLoop:
             if call.tool_name in handlers
         )
         if results:
-            await self._core.live.fill_tool_results(results)
+            await self._writer.fill_tool_results(results)
 
 
 async def call_handler(handler: ToolHandler, call: ToolPart) -> tuple[str | None, str | None]:

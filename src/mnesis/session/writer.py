@@ -24,7 +24,7 @@ from mnesis.models.message import MessagePart, MessageStatus, TextPart, TokenUsa
 from mnesis.models.results import CompactionResult, TurnSnapshot
 from mnesis.session.compaction import CompactionScheduler
 from mnesis.session.core import SessionCore
-from mnesis.store import AppendOutcome, NewMessage
+from mnesis.store import AppendOutcome, NewMessage, ToolResult
 from mnesis.tokens import MESSAGE_OVERHEAD
 
 
@@ -158,6 +158,25 @@ class SessionWriter:
             compact_result=hard_result,
         )
 
+    async def fill_tool_results(self, results: tuple[ToolResult, ...]) -> None:
+        """Store tool calls' results (all or none); ``part.updated`` for each call and
+        ``message.updated`` for each message whose token count grew with them."""
+        core = self._core
+        outcome = await core.live.fill_tool_results(results)
+        for result in results:
+            core.bus.publish(
+                MnesisEvent.PART_UPDATED,
+                {
+                    "session_id": core.id,
+                    "tool_call_id": result.tool_call_id,
+                    "status": "error" if result.error is not None else "completed",
+                },
+            )
+        for message_id in outcome.message_ids:
+            core.bus.publish(
+                MnesisEvent.MESSAGE_UPDATED, {"session_id": core.id, "message_id": message_id}
+            )
+
     def _publish_created(self, messages: tuple[NewMessage, ...]) -> None:
         core = self._core
         for message in messages:
@@ -171,6 +190,16 @@ class SessionWriter:
                     "status": str(message.status),
                 },
             )
+            for index, new in enumerate(message.parts):
+                core.bus.publish(
+                    MnesisEvent.PART_CREATED,
+                    {
+                        "session_id": core.id,
+                        "message_id": message.id,
+                        "index": index,
+                        "part_type": new.part.type,
+                    },
+                )
 
 
 def describe_reply(reply: NewMessage) -> str:
