@@ -110,7 +110,7 @@ async def test_multi_turn_context_and_resume(
     await session.close()
 
     resumed = await MnesisSession.load(session.id, db_path=db_path, provider=provider)
-    context = await resumed.context_for_next_turn()
+    context = await resumed.context_for_next_turn(include_system=True)
     assert [m["role"] for m in context] == ["system"] + ["user", "assistant"] * 2
     assert context[1]["content"] == "My name is Alice."
     third = await resumed.send("Thanks!")
