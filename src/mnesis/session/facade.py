@@ -71,7 +71,6 @@ class MnesisSession(StoredHistory):
         self._detached = DetachedTurns()
         self._turn_lock = asyncio.Lock()
         self._closed = False
-        self._snapshots: list[TurnSnapshot] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -173,7 +172,7 @@ class MnesisSession(StoredHistory):
             SessionNotFoundError: No session with that id in the store.
         """
         session = cls(await load_core(session_id, config, db_path, provider, event_bus))
-        session._snapshots = await session._store.snapshots(session_id)
+        session._writer.snapshots = await session._store.snapshots(session_id)
         return session
 
     @classmethod
@@ -284,7 +283,7 @@ class MnesisSession(StoredHistory):
         self._core.bus.subscribe(event, handler)
 
     def _known_snapshots(self) -> list[TurnSnapshot]:
-        return list(self._snapshots)
+        return list(self._writer.snapshots)
 
     def _agent(self) -> str:
         return self._core.record.agent
@@ -293,8 +292,8 @@ class MnesisSession(StoredHistory):
         """Keep :meth:`history`'s list level with the turns the store counted,
         and tell subscribers the session's counters moved."""
         totals = self._core.totals
-        if totals.turns != len(self._snapshots):
-            self._snapshots = await self._store.snapshots(self.id)
+        if totals.turns != len(self._writer.snapshots):  # another writer's turns too
+            await self._writer.catch_up_snapshots()
         self._core.bus.publish(
             MnesisEvent.SESSION_UPDATED,
             {

@@ -34,6 +34,9 @@ class SessionWriter:
     def __init__(self, core: SessionCore, compaction: CompactionScheduler) -> None:
         self._core = core
         self._compaction = compaction
+        # The turns this session knows (``history()``): those stored when it was
+        # loaded, then each it writes, as the store numbered it.
+        self.snapshots: list[TurnSnapshot] = []
 
     async def append(self, messages: tuple[NewMessage, ...]) -> None:
         """Append messages that complete no turn (a user message, a failed reply)."""
@@ -55,6 +58,7 @@ class SessionWriter:
         core = self._core
         outcome = await core.live.append(messages, usage=usage, cost=cost, snapshot=snapshot)
         core.totals.follow(outcome)
+        self.snapshots.append(snapshot.model_copy(update={"turn_index": outcome.turn_index}))
         self._publish_created(messages)
         return outcome
 
@@ -95,6 +99,15 @@ class SessionWriter:
         self._core.totals.follow(outcome)
         self._publish_created((failed,))
         refused.add_note(f"the model's reply was kept as failed message {reply.id}")
+
+    async def catch_up_snapshots(self) -> None:
+        """Add the turns other writers stored to :attr:`snapshots`, reading only
+        those after the last turn this list holds without a gap."""
+        known = 0
+        while known < len(self.snapshots) and self.snapshots[known].turn_index == known + 1:
+            known += 1
+        core = self._core
+        self.snapshots[known:] = await core.store.snapshots(core.id, after_turn=known)
 
     async def append_user(self, parts: list[MessagePart]) -> str:
         """Append a user message; returns its id."""

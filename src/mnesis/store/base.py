@@ -139,8 +139,8 @@ class MessageLog(Protocol):
         view."""
         ...
 
-    async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
-        """One snapshot per completed turn, in order."""
+    async def snapshots(self, session_id: str, *, after_turn: int = 0) -> list[TurnSnapshot]:
+        """One snapshot per completed turn after ``after_turn``, in order."""
         ...
 
     async def verify(self, session_id: str | None = None) -> list[str]:

@@ -108,8 +108,8 @@ class SQLBackend(ABC):
     async def context_changes(self, session_id: str, since: ContextMark | None) -> ContextChanges:
         return await self._read(reads.context_changes(session_id, since))
 
-    async def snapshots(self, session_id: str) -> list[TurnSnapshot]:
-        return await self._read(reads.snapshots(session_id))
+    async def snapshots(self, session_id: str, *, after_turn: int = 0) -> list[TurnSnapshot]:
+        return await self._read(reads.snapshots(session_id, after_turn))
 
     async def verify(self, session_id: str | None = None) -> list[str]:
         return await self._read(verify(session_id))

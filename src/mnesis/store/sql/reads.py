@@ -176,11 +176,14 @@ def _entries_of(session_id: str, rows: list[Any]) -> Steps[list[ContextEntry]]:
     return context_entries_from_rows(rows, summaries, {str(r[0]) for r in pins})
 
 
-def snapshots(session_id: str) -> Steps[list[TurnSnapshot]]:
-    """One snapshot per completed turn, in order."""
+def snapshots(session_id: str, after_turn: int = 0) -> Steps[list[TurnSnapshot]]:
+    """One snapshot per completed turn after ``after_turn``, in order."""
     yield from get_session(session_id)
     rows = yield all_rows(
-        "SELECT snapshot_json FROM turns WHERE session_id = ? ORDER BY turn_index", session_id
+        "SELECT snapshot_json FROM turns WHERE session_id = ? AND turn_index > ? "
+        "ORDER BY turn_index",
+        session_id,
+        after_turn,
     )
     return [TurnSnapshot.model_validate_json(r[0]) for r in rows]
 
