@@ -5,8 +5,8 @@ full-text index, falling back to a bounded scan only for regular
 expressions), describe explains any id, expand walks a summary node back to
 its original messages.
 
-Matching runs in a worker thread, a batch of messages at a time, so a long
-scan never holds the event loop; a regular expression gets one time budget
+A regular expression is matched in a worker thread, a batch of messages at a
+time, so a long scan never holds the event loop; a regular expression gets one time budget
 for the whole scan (the ``regex`` engine stops a match at its deadline), so a
 pathological pattern returns partial results instead of hanging.
 """
@@ -136,9 +136,12 @@ class Recall:
             if batch is None:
                 complete = False
                 break
-            hits, out_of_time = await asyncio.to_thread(
-                _scan, matcher, batch, deadline, wanted - len(found)
-            )
+            if regex:  # a pattern of the caller's may backtrack: off the loop
+                hits, out_of_time = await asyncio.to_thread(
+                    _scan, matcher, batch, deadline, wanted - len(found)
+                )
+            else:  # an escaped literal over the index's candidates: linear, cheap
+                hits, out_of_time = _scan(matcher, batch, deadline, wanted - len(found))
             found += hits
             if out_of_time:
                 complete = False
