@@ -238,7 +238,11 @@ async def test_failed_message_is_stored_but_not_in_context(store: Store, build: 
     assert ids(messages) == ["u1", "a-failed", "a-streaming"]
     failed = await store.get_message("a-failed")
     assert failed.message.status == MessageStatus.FAILED
-    assert failed.message.error == "provider said 500"
+    assert failed.message.error is not None
+    assert (failed.message.error.code, failed.message.error.message) == (
+        "unknown",
+        "provider said 500",
+    )
     assert failed.message.finish_reason == "error"
     assert (await store.get_message("a-streaming")).message.status == MessageStatus.STREAMING
     version, entries = await store.context_entries("s1")
@@ -268,7 +272,7 @@ async def test_message_metadata_round_trips(store: Store, build: Any) -> None:
     assert got.session_id == "s1"
     assert got.seq == 1
     assert got.role == "assistant"
-    assert got.created_at == datetime.fromtimestamp(1_712_345_678.25, tz=UTC)
+    assert got.created_at == 1_712_345_678_250
     assert got.model == "provider/model-x"
     assert got.status == MessageStatus.COMPLETE
     assert got.finish_reason == "stop"
@@ -616,7 +620,8 @@ async def test_sql_injection_strings_are_stored_verbatim(
     assert (messages[0].message.model, messages[0].message.finish_reason) == (evil, evil)
     call = tool_part(messages[1], evil)
     assert (call.tool_name, call.input, call.output) == (evil, {evil: evil}, evil)
-    assert messages[2].message.error == evil
+    assert messages[2].message.error is not None
+    assert messages[2].message.error.message == evil
     assert context_ids((await store.context_entries(evil))[1]) == [evil, evil + "2"]
     # Nothing was executed: the other session and every table are intact.
     assert ids(await store.get_messages("bystander")) == ["bystander-m"]
@@ -970,3 +975,21 @@ async def test_only_one_holder_compacts_a_session_at_a_time(store: Store, build:
     async with store.compaction_lock("s1") as again:
         assert again  # released on exit
     assert [m.id for m in await store.get_messages("s1")] == ["during"]
+
+
+async def test_a_pruned_output_reads_back_with_its_prune_time(store: Store, build: Any) -> None:
+    await store.create_session(build.session("s1"))
+    await store.append(
+        "s1", (build.message("u1"), build.message("a1", build.tool_call("c1"), role="assistant"))
+    )
+    await store.fill_tool_results("s1", (build.result("c1", "found"),))
+    before = datetime.now(UTC).timestamp() * 1000
+    await store.prune_tool_outputs("s1", ("c1",))
+    after = datetime.now(UTC).timestamp() * 1000
+
+    (part,) = [
+        p for m in await store.get_messages("s1") for p in m.parts if isinstance(p, ToolPart)
+    ]
+    assert isinstance(part, ToolPart) and part.pruned and part.output == "found"
+    assert part.compacted_at is not None and before - 1 <= part.compacted_at <= after + 1
+    assert part.status.compacted_at == part.compacted_at and part.status.state == "completed"

@@ -81,7 +81,7 @@ async def test_text_streamed_before_a_sigkill_is_kept_as_an_interrupted_reply(
         ]
         interrupted = messages[1]
         assert interrupted.message.error is not None
-        assert interrupted.message.error.startswith(INTERRUPTED)
+        assert str(interrupted.message.error).startswith(INTERRUPTED)
         kept = interrupted.text_content()
         # Saved at most every 250 ms: everything streamed well before the kill is there.
         assert reply.startswith(kept)

@@ -144,7 +144,10 @@ async def test_session_reads_in_the_040_shapes(db_path: str) -> None:
         assert reply.model_id == MODEL and reply.message.provider_id == "anthropic"
         assert reply.message.agent == "default" and reply.message.parent_id is None
         assert reply.tokens.effective_total() >= 0
-        assert reply.message.created_at_ms > 0
+        assert reply.message.created_at == reply.message.created_at_ms > 1_600_000_000_000
+        assert reply.message.created_datetime.timestamp() * 1000 == pytest.approx(
+            reply.message.created_at, abs=1
+        )
     reopened = await MnesisSession.load(session.id, db_path=db_path)
     async with reopened:
         assert len(reopened.history()) == 3
@@ -166,3 +169,19 @@ async def test_large_file_handler_040_constructor_and_handle_file(
         assert again.file_ref.content_id == result.file_ref.content_id
         inline = await handler.handle_file("note.md", content="# hi\n")
         assert inline.is_inline and inline.inline_content == "# hi\n"
+
+
+def test_a_message_error_is_0_4_0_s_structured_error() -> None:
+    from mnesis.models.message import Message, MessageError
+
+    stored = {"id": "m", "session_id": "s", "seq": 1, "role": "assistant", "created_at": 1}
+    failed = Message.model_validate({**stored, "error": "context_overflow: too long"})
+    assert failed.error == MessageError(code="context_overflow", message="too long")
+    assert str(failed.error) == "context_overflow: too long"
+    odd = Message.model_validate({**stored, "error": "disk: full"})
+    assert odd.error is not None and (odd.error.code, odd.error.message) == (
+        "unknown",
+        "disk: full",
+    )
+    with pytest.raises(ValueError):
+        MessageError(code="exploded", message="x")  # type: ignore[arg-type]

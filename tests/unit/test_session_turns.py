@@ -238,7 +238,8 @@ async def test_provider_error_mid_stream_marks_reply_failed_and_uncounted(db_pat
     assert [m.role for m in history] == ["user", "assistant"]
     failed = history[1].message
     assert failed.status == "failed"
-    assert "boom" in (failed.error or "")
+    assert failed.error is not None and failed.error.code == "api_error"
+    assert "boom" in failed.error.message
     assert history[1].text_content() == "partial "
     assert session.token_usage.effective_total() == 0
     assert await session.history() == []

@@ -72,7 +72,7 @@ async def test_a_reply_the_store_refuses_as_a_turn_is_kept_as_failed_with_its_te
         kept = stored[-1]
         assert [m.text_content() for m in stored] == ["first", REPLY, "second", REPLY]
         assert kept.message.status == MessageStatus.FAILED
-        assert kept.message.error is not None and "disk full (1)" in kept.message.error
+        assert kept.message.error is not None and "disk full (1)" in kept.message.error.message
         assert kept.message.tokens.input == USAGE.input  # what the call cost is kept too
         assert f"kept as failed message {kept.id}" in "\n".join(err.value.__notes__)
         assert raised == ["disk full (1)"]

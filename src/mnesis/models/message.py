@@ -8,11 +8,18 @@ through JSON into the same class.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 
 class FinishReason(StrEnum):
@@ -204,6 +211,40 @@ MessagePart = Annotated[TextPart | ToolPart | FileRefPart, Field(discriminator="
 Role = Literal["user", "assistant"]
 
 
+ErrorCode = Literal[
+    "output_length",
+    "aborted",
+    "structured_output",
+    "auth",
+    "api_error",
+    "context_overflow",
+    "unknown",
+]
+_ERROR_CODES: frozenset[str] = frozenset(ErrorCode.__args__)  # type: ignore[attr-defined]
+
+
+class MessageError(BaseModel):
+    """Why an assistant message failed (stored as the text ``"code: message"``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: ErrorCode = "unknown"
+    message: str
+    retriable: bool = False
+    provider_error_code: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str) -> MessageError:
+        """The error as stored: a known code before ``": "`` is its code."""
+        code, sep, rest = text.partition(": ")
+        if sep and code in _ERROR_CODES:
+            return cls(code=code, message=rest)  # type: ignore[arg-type]
+        return cls(code="unknown", message=text)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
 class Message(BaseModel):
     """Metadata of one stored message.
 
@@ -218,11 +259,11 @@ class Message(BaseModel):
     session_id: str
     seq: int
     role: Role
-    created_at: datetime
+    created_at: int = Field(description="Unix milliseconds.")
     model: str | None = None
     status: MessageStatus = MessageStatus.COMPLETE
     finish_reason: str | None = None
-    error: str | None = None
+    error: MessageError | None = None
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     cost: float = 0.0
     token_count: int = 0
@@ -242,10 +283,20 @@ class Message(BaseModel):
         provider, slash, _ = self.model_id.partition("/")
         return provider if slash else ""
 
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error_from_text(cls, value: Any) -> Any:
+        return MessageError.from_text(value) if isinstance(value, str) else value
+
     @property
     def created_at_ms(self) -> int:
-        """:attr:`created_at` as Unix milliseconds."""
-        return int(self.created_at.timestamp() * 1000)
+        """:attr:`created_at` (already Unix milliseconds; kept as an alias)."""
+        return self.created_at
+
+    @property
+    def created_datetime(self) -> datetime:
+        """:attr:`created_at` as a timezone-aware ``datetime`` (UTC)."""
+        return datetime.fromtimestamp(self.created_at / 1000, tz=UTC)
 
 
 class MessageWithParts(BaseModel):

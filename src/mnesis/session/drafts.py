@@ -26,7 +26,7 @@ logger = logging.getLogger("mnesis.session")
 DRAFT_AFTER = 0.25  # seconds of streaming before the text is first saved
 DRAFT_EVERY = 0.25  # seconds between two saves, at least
 
-INTERRUPTED = "interrupted: the process streaming this reply ended before it finished"
+INTERRUPTED = "aborted: interrupted, the process streaming this reply ended before it finished"
 
 
 class DraftKeeper:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Generator
-from datetime import UTC, datetime
 from typing import Any
 
 from mnesis.models.info import SessionInfo
@@ -60,7 +59,7 @@ def summary_message(session_id: str, summary: SummaryRecord) -> MessageWithParts
             session_id=session_id,
             seq=summary.last_seq,
             role="assistant",
-            created_at=datetime.fromtimestamp(summary.created_at, tz=UTC),
+            created_at=round(summary.created_at * 1000),
             model=summary.model,
             token_count=summary.token_count,
             is_summary=True,
@@ -75,7 +74,7 @@ def interleave_summaries(
 ) -> list[MessageWithParts]:
     """Messages and summaries in one list, each summary after the messages
     written before it."""
-    stamps: list[datetime] = []
+    stamps: list[int] = []
     for m in messages:  # seq order; a clock step back must not unsort the keys
         stamps.append(max(m.message.created_at, stamps[-1]) if stamps else m.message.created_at)
     slots: dict[int, list[MessageWithParts]] = {}

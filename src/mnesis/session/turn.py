@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mnesis.context import needs_cache_breakpoints
-from mnesis.errors import LLMError
+from mnesis.errors import ContextLimitError, LLMError
 from mnesis.events.bus import MnesisEvent
 from mnesis.llm.base import LLMRequest, ResponseAccumulator
 from mnesis.llm.retry import as_llm_error, stream_with_retry
@@ -277,7 +277,6 @@ class TurnRunner:
         self, message_id: str, reply: ResponseAccumulator, error: BaseException
     ) -> None:
         partial: list[MessagePart] = [TextPart(text=reply.text)] if reply.text else []
-        reason = "cancelled" if isinstance(error, asyncio.CancelledError) else str(error)
         message = self.core.counter.counted_message(
             message_id,
             "assistant",
@@ -285,7 +284,7 @@ class TurnRunner:
             time.time(),
             status=MessageStatus.FAILED,
             finish_reason=FinishReason.ERROR,
-            error=f"{type(error).__name__}: {reason}"[:4000],
+            error=failure_text(error)[:4000],
         )
         await self.writer.append((message,))
 
@@ -369,3 +368,23 @@ class TurnRunner:
             compaction_triggered=started or hard is not None,
             doom_loop_detected=doom,
         )
+
+
+_AUTH_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError"})
+
+
+def failure_text(error: BaseException) -> str:
+    """A failed reply's stored error: ``"code: Type: reason"``, the code one of
+    :class:`~mnesis.models.message.MessageError`'s."""
+    provider_error = getattr(error, "provider_error", None)
+    if isinstance(error, asyncio.CancelledError):
+        return "aborted: cancelled"
+    if isinstance(error, ContextLimitError) or provider_error == "ContextWindowExceededError":
+        code = "context_overflow"
+    elif provider_error in _AUTH_ERRORS:
+        code = "auth"
+    elif isinstance(error, LLMError):
+        code = "api_error"
+    else:
+        code = "unknown"
+    return f"{code}: {type(error).__name__}: {error}"

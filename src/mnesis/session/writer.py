@@ -87,7 +87,7 @@ class SessionWriter:
         failed = dataclasses.replace(
             reply,
             status=MessageStatus.FAILED,
-            error=f"the reply could not be stored as a turn: {reason}"[:4000],
+            error=f"unknown: the reply could not be stored as a turn: {reason}"[:4000],
         )
         try:
             outcome = await self._core.live.append((failed,), usage=usage, cost=cost)

@@ -250,17 +250,22 @@ def merge_tool_result(
     error: str | None,
     status: str | None,
     *,
-    pruned: bool = False,
+    pruned_at: float | None = None,
 ) -> MessagePart:
-    """A stored tool call with its result slot and tombstone mark applied."""
+    """A stored tool call with its result slot and tombstone mark applied.
+
+    ``pruned_at`` is when the output was pruned (Unix seconds, as stored);
+    the part's status reports it in milliseconds as ``compacted_at``.
+    """
     if not isinstance(part, ToolPart) or status is None:
         return part
+    compacted_at = None if pruned_at is None else round(pruned_at * 1000)
     return part.model_copy(
         update={
             "output": output,
             "error_message": error,
-            "status": ToolStatus(status),
-            "pruned": pruned,
+            "status": ToolStatus(status, compacted_at=compacted_at),
+            "pruned": pruned_at is not None,
         }
     )
 

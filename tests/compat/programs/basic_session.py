@@ -23,6 +23,9 @@ async def main(db_path: str) -> None:
         messages = await session.messages()
         summaries = sum(1 for m in messages if m.message.is_summary)
         assert len(messages) - summaries == 6, len(messages)
+        stamps = [m.message.created_at for m in messages]  # Unix milliseconds
+        assert all(isinstance(t, int) and t > 1_600_000_000_000 for t in stamps), stamps
+        assert all(m.message.error is None for m in messages)
     print("ok")
 
 

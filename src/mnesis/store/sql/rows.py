@@ -106,7 +106,7 @@ def message_from_row(row: Sequence[Any]) -> Message:
         session_id=row[1],
         seq=row[2],
         role=row[3],
-        created_at=datetime.fromtimestamp(row[4], tz=UTC),
+        created_at=round(row[4] * 1000),
         model=row[5],
         status=row[6],
         finish_reason=row[7],
@@ -126,7 +126,7 @@ def part_from_row(row: Sequence[Any], start: int) -> MessagePart:
     """PART_COLUMNS starting at ``start``: the stored part with its result slot applied."""
     part = _PART_ADAPTER.validate_json(row[start])
     return merge_tool_result(
-        part, row[start + 1], row[start + 2], row[start + 3], pruned=row[start + 6] is not None
+        part, row[start + 1], row[start + 2], row[start + 3], pruned_at=row[start + 6]
     )
 
 
