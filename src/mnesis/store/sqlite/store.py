@@ -1,7 +1,12 @@
 """SQLite backend: one file, WAL, safe for several processes.
 
 All work on a connection runs in one dedicated thread, so each public method
-costs a single hop off the event loop however many statements it runs. Writes
+costs a single hop off the event loop however many statements it runs. A
+turn's small write (an append, tool results) skips even that hop when it can:
+if the connection is idle and the file's write lock is free at once, it runs
+right on the event loop (a few hundred microseconds, the same transaction);
+otherwise it queues on the thread, which waits for the lock. Checkpoints of
+the write-ahead log always run on the thread, never inside such a write. Writes
 use ``BEGIN IMMEDIATE`` so two processes serialise on the write lock (waiting
 up to ``connection_timeout``) instead of failing halfway through a
 transaction. A read runs in one deferred transaction, so all its statements see
@@ -17,11 +22,12 @@ import logging
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from mnesis.errors import ConfigError, DatabaseNotFoundError, MnesisStoreError
 from mnesis.store.owners import ProcessOwner, is_abandoned, this_process
@@ -34,6 +40,8 @@ from mnesis.store.sqlite.mnesis040 import migrate_040_file
 from mnesis.store.sqlite.probe import FileKind, connect_read_only, probe, writable
 
 T = TypeVar("T")
+
+_BUSY = object()  # another connection holds the file's write lock
 
 logger = logging.getLogger("mnesis.store")
 
@@ -49,6 +57,7 @@ def prepare_private_file(path: Path) -> None:
 class SQLiteStore(SQLBackend):
     """The SQLite implementation of :class:`mnesis.store.base.Store`."""
 
+    CHECKPOINT_EVERY = 200  # commits of ours between two checkpoints of the log
     LEASE_SECONDS = 60.0  # a lease whose heartbeat is older is abandoned
     HEARTBEAT_SECONDS = 10.0  # how often a held lease is renewed
     dialect = SQLiteDialect()
@@ -72,6 +81,13 @@ class SQLiteStore(SQLBackend):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnesis-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        # Held by whoever uses the connection: the thread, or a write on the loop.
+        self._conn_lock = threading.Lock()
+        # Work submitted to the thread and not yet finished: while there is
+        # any, writes queue behind it rather than overtake it on the loop.
+        self._queued = 0
+        self._queued_lock = threading.Lock()
+        self._commits = 0  # since the last checkpoint
 
     async def open(self) -> SQLiteStore:
         """Open the file, set pragmas and run pending migrations.
@@ -118,6 +134,9 @@ class SQLiteStore(SQLBackend):
                 self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Our commits never checkpoint inline: the thread does it every
+            # CHECKPOINT_EVERY commits (other processes keep SQLite's default).
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._conn = conn
             migrate(conn, self.path)
         except BaseException:
@@ -167,12 +186,29 @@ class SQLiteStore(SQLBackend):
             raise MnesisStoreError(f"store {self.path} is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await loop.run_in_executor(self._executor, self._on_thread(), fn, *args)
         except Exception as exc:
-            error = translate_error(exc, self.path)
-            if error is None:
-                raise
-            raise error from exc
+            self._raise_translated(exc)
+
+    def _on_thread(self) -> Callable[..., Any]:
+        """Count work for the thread as queued until it has run; what runs it."""
+        with self._queued_lock:
+            self._queued += 1
+        return self._locked
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            with self._conn_lock:
+                return fn(*args)
+        finally:
+            with self._queued_lock:
+                self._queued -= 1
+
+    def _raise_translated(self, exc: Exception) -> NoReturn:
+        error = translate_error(exc, self.path)
+        if error is None:
+            raise exc
+        raise error from exc
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -185,7 +221,67 @@ class SQLiteStore(SQLBackend):
     def _write_sync(self, steps: Steps[T]) -> T:
         conn = self._db()
         with transaction(conn):
-            return run(conn, steps)
+            outcome = run(conn, steps)
+        self._committed()
+        return outcome
+
+    async def _write_turn(self, steps: Steps[T]) -> T:
+        """On the event loop when the connection is idle and the write lock free
+        at once; otherwise on the thread (which waits for the lock)."""
+        # A store call stays a point where other tasks get their turn, as the
+        # hop to the thread was: without it, sessions whose model answers at
+        # once (a mock, a cache) would run turn after turn alone.
+        await asyncio.sleep(0)
+        if not self._closed and self._conn is not None and not self.read_only and not self._queued:
+            if self._conn_lock.acquire(blocking=False):
+                try:
+                    outcome = self._write_now(self._conn, steps)
+                except Exception as exc:
+                    self._raise_translated(exc)
+                finally:
+                    self._conn_lock.release()
+                if outcome is not _BUSY:
+                    return outcome  # type: ignore[return-value]
+        return await self._write(steps)
+
+    def _write_now(self, conn: sqlite3.Connection, steps: Steps[T]) -> T | object:
+        """``steps`` in a transaction begun without waiting; ``_BUSY`` (and
+        ``steps`` not started) if another connection holds the write lock."""
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            return _BUSY
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        try:
+            outcome = run(conn, steps)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self._committed()
+        return outcome
+
+    def _committed(self) -> None:
+        """Count a commit; every CHECKPOINT_EVERY, checkpoint the log on the thread."""
+        self._commits += 1
+        if self._commits >= self.CHECKPOINT_EVERY and self._wal:
+            self._commits = 0
+            if threading.current_thread().name.startswith("mnesis-sqlite"):
+                self._checkpoint()
+            elif not self._closed:
+                self._executor.submit(self._on_thread(), self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next one will try again
+            logger.debug("checkpoint of %s skipped: %s", self.path, exc)
 
     async def _read(self, steps: Steps[T]) -> T:
         return await self._run(self._read_sync, steps)

@@ -1,0 +1,83 @@
+"""SQLite: a turn's write runs on the event loop when it can, and never stalls it when it cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from mnesis.errors import SessionNotFoundError
+from mnesis.store import SQLiteStore
+
+
+async def test_a_turn_write_held_up_by_another_process_waits_off_the_loop(
+    tmp_path: Path, build: Any
+) -> None:
+    db = tmp_path / "held.db"
+    store = await SQLiteStore(db).open()
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        await store.create_session(build.session("s1"))
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        running = asyncio.create_task(ticker())
+        append = asyncio.create_task(store.append("s1", (build.message("m1"),)))
+        await asyncio.sleep(0.3)
+        assert not append.done()  # it waits for the lock ...
+        assert ticks >= 20  # ... without blocking the loop
+        other.execute("COMMIT")
+        outcome = await asyncio.wait_for(append, 10)
+        running.cancel()
+
+        assert outcome.seqs == (1,)
+        assert [m.id for m in await store.get_messages("s1")] == ["m1"]
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_failed_turn_write_leaves_no_transaction_open(tmp_path: Path, build: Any) -> None:
+    store = await SQLiteStore(tmp_path / "failed.db").open()
+    try:
+        await store.create_session(build.session("s1"))
+        try:
+            await store.append("missing", (build.message("m0"),))
+        except SessionNotFoundError:
+            pass
+        else:
+            raise AssertionError("an append to a missing session must fail")
+        await store.append("s1", (build.message("m1"),))
+        assert [m.id for m in await store.get_messages("s1")] == ["m1"]
+    finally:
+        await store.close()
+
+
+async def _main_file_growth(db: Path, build: Any, checkpoint_every: int) -> int:
+    store = await SQLiteStore(db).open()
+    store.CHECKPOINT_EVERY = checkpoint_every
+    try:
+        await store.create_session(build.session("s1"))
+        before = db.stat().st_size
+        for i in range(60):
+            await store.append("s1", (build.message(f"m{i}", text="words " * 400),))
+        await store.get_session("s1")  # queued behind any checkpoint on the thread
+        return db.stat().st_size - before
+    finally:
+        await store.close()
+
+
+async def test_writes_on_the_loop_are_checkpointed_into_the_file_by_the_thread(
+    tmp_path: Path, build: Any
+) -> None:
+    # Our connection never checkpoints inside a commit; the thread does it
+    # every CHECKPOINT_EVERY commits, so the main file takes the pages in.
+    assert await _main_file_growth(tmp_path / "never.db", build, 10_000) == 0
+    assert await _main_file_growth(tmp_path / "often.db", build, 5) > 60 * 1000
