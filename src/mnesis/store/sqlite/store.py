@@ -6,7 +6,8 @@ turn's small write (an append, tool results) skips even that hop when it can:
 if the connection is idle and the file's write lock is free at once, it runs
 right on the event loop (a few hundred microseconds, the same transaction);
 otherwise it queues on the thread, which waits for the lock. Checkpoints of
-the write-ahead log always run on the thread, never inside such a write. Writes
+the write-ahead log run on a thread and connection of their own, never inside
+a write. Writes
 use ``BEGIN IMMEDIATE`` so two processes serialise on the write lock (waiting
 up to ``connection_timeout``) instead of failing halfway through a
 transaction. A read runs in one deferred transaction, so all its statements see
@@ -25,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -52,6 +53,49 @@ def prepare_private_file(path: Path) -> None:
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
+
+
+class LogCheckpointer:
+    """Checkpoints a file's write-ahead log from its own connection and thread.
+
+    A passive checkpoint runs beside readers and writers, so no turn waits for
+    it (nor for its fsync); one runs at a time, and a request while one runs
+    is dropped (the next one covers it).
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._running: Future[None] | None = None
+
+    def request(self) -> None:
+        if self._running is not None and not self._running.done():
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mnesis-checkpoint")
+        self._running = self._executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the next request tries again
+            logger.debug("checkpoint of %s skipped: %s", self._path, exc)
+
+    def close(self) -> None:
+        """Wait for a running checkpoint; release the connection and thread."""
+        if self._executor is None:
+            return
+        self._executor.shutdown(wait=True)
+        self._executor = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class SQLiteStore(SQLBackend):
@@ -88,6 +132,7 @@ class SQLiteStore(SQLBackend):
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._commits = 0  # since the last checkpoint
+        self._checkpointer = LogCheckpointer(self.path, timeout)
 
     async def open(self) -> SQLiteStore:
         """Open the file, set pragmas and run pending migrations.
@@ -134,8 +179,8 @@ class SQLiteStore(SQLBackend):
                 self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            # Our commits never checkpoint inline: the thread does it every
-            # CHECKPOINT_EVERY commits (other processes keep SQLite's default).
+            # Our commits never checkpoint inside a write: a LogCheckpointer does
+            # it every CHECKPOINT_EVERY commits (other processes keep SQLite's default).
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._conn = conn
             migrate(conn, self.path)
@@ -266,22 +311,11 @@ class SQLiteStore(SQLBackend):
         return outcome
 
     def _committed(self) -> None:
-        """Count a commit; every CHECKPOINT_EVERY, checkpoint the log on the thread."""
+        """Count a commit; every CHECKPOINT_EVERY, have the log checkpointed."""
         self._commits += 1
-        if self._commits >= self.CHECKPOINT_EVERY and self._wal:
+        if self._commits >= self.CHECKPOINT_EVERY and self._wal and not self._closed:
             self._commits = 0
-            if threading.current_thread().name.startswith("mnesis-sqlite"):
-                self._checkpoint()
-            elif not self._closed:
-                self._executor.submit(self._on_thread(), self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as exc:  # the next one will try again
-            logger.debug("checkpoint of %s skipped: %s", self.path, exc)
+            self._checkpointer.request()
 
     async def _read(self, steps: Steps[T]) -> T:
         return await self._run(self._read_sync, steps)
@@ -304,6 +338,7 @@ class SQLiteStore(SQLBackend):
             self._executor.shutdown(wait=False)
 
     def _close_sync(self) -> None:
+        self._checkpointer.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
