@@ -340,6 +340,10 @@ class MessageWithParts(BaseModel):
 
 def part_to_json(part: TextPart | ToolPart | FileRefPart) -> str:
     """Serialise a part for storage (compact, deterministic)."""
+    if type(part) is TextPart:  # the common part, without a pydantic dump
+        return json.dumps(
+            {"text": part.text, "type": "text"}, separators=(",", ":"), ensure_ascii=False
+        )
     return json.dumps(
         part.model_dump(mode="json"), separators=(",", ":"), sort_keys=True, ensure_ascii=False
     )

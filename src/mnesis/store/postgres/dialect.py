@@ -21,6 +21,8 @@ T = TypeVar("T")
 class PostgresDialect:
     """SQL rewriting and full text for PostgreSQL (see the module docstring)."""
 
+    locked_from_begin = False
+
     def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
         return many(
             "INSERT INTO search_index (key, chunk, session_id, tsv) VALUES (?, ?, ?, ?::tsvector)",

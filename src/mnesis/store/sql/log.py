@@ -124,21 +124,34 @@ def append(
     positions given and the session's counters after the append.
     """
     now = time.time()
-    before, rewrites = yield from lock_session(session_id)
-    if snapshot is None:
-        last = yield one(_LAST_POSITIONS, session_id, session_id)
+    ids = (session_id,) * (2 if snapshot is None else 3)
+    last_turn = "" if snapshot is None else _LAST_TURN
+    if d.locked_from_begin:  # nothing can change between two reads: read once
+        row = yield one(
+            "SELECT context_version, context_rewrites, "  # noqa: S608
+            f"{_LAST_POSITIONS.removeprefix('SELECT ')}{last_turn} FROM sessions WHERE id = ?",
+            *ids,
+            session_id,
+        )
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        before, rewrites, last = int(row[0]), int(row[1]), row[2:]
     else:
-        last = yield one(_LAST_POSITIONS + _LAST_TURN, session_id, session_id, session_id)
+        before, rewrites = yield from lock_session(session_id)
+        last = yield one(_LAST_POSITIONS + last_turn, *ids)
     seq, position = int(last[0]), int(last[1])
     seqs: list[int] = []
     joined: list[tuple[str, int, str]] = []
+    bodies: list[tuple[int, str]] = []
     for msg in messages:
         seq += 1
         seqs.append(seq)
-        yield from insert_message(d, session_id, seq, msg)
+        bodies += yield from insert_message(d, session_id, seq, msg, index=False)
         if msg.status == "complete":
             position += 1
             joined.append((session_id, position, msg.id))
+    if bodies:
+        yield d.index(session_id, bodies)
     if joined:
         yield many(
             "INSERT INTO context_items (session_id, position, kind, ref_id) "
@@ -187,8 +200,12 @@ def append(
     )
 
 
-def insert_message(d: Dialect, session_id: str, seq: int, msg: NewMessage) -> Steps[None]:
-    """One message row, its parts, and their full-text index entries."""
+def insert_message(
+    d: Dialect, session_id: str, seq: int, msg: NewMessage, *, index: bool = True
+) -> Steps[list[tuple[int, str]]]:
+    """One message row, its parts, and their full-text index entries (or, with
+    ``index=False``, those entries returned for the caller to add with others)."""
+    bodies: list[tuple[int, str]] = []
     yield execute(
         f"INSERT INTO messages ({INSERT_MESSAGE_COLUMNS}) "  # noqa: S608
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -219,11 +236,13 @@ def insert_message(d: Dialect, session_id: str, seq: int, msg: NewMessage) -> St
             new.result_token_count,
             msg.created_at if tool is not None and tool.has_result else None,
         )
-        bodies = [(int(part_id) * 2, searchable_text(part))]
+        bodies.append((int(part_id) * 2, searchable_text(part)))
         if tool is not None and tool.has_result:
             result = tool.output if tool.output is not None else tool.error_message
             bodies.append((int(part_id) * 2 + 1, result or ""))
+    if index and bodies:
         yield d.index(session_id, bodies)
+    return bodies
 
 
 def check_results(results: tuple[ToolResult, ...]) -> None:

@@ -76,6 +76,10 @@ def many(sql: str, rows: Iterable[Sequence[Any]]) -> Stmt:
 class Dialect(Protocol):
     """What truly differs between the SQL backends."""
 
+    locked_from_begin: bool
+    """A write transaction holds the database's write lock from its first
+    statement (SQLite's ``BEGIN IMMEDIATE``), so one read sees the final state."""
+
     def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
         """Add ``(key, text)`` bodies to the session's full-text index.
 

@@ -30,6 +30,8 @@ _JSON_ARRAY = "IN (SELECT value FROM json_each(?))"
 class SQLiteDialect:
     """SQL rewriting and full text for SQLite (see the module docstring)."""
 
+    locked_from_begin = True
+
     def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
         return many(
             "INSERT INTO search_index (rowid, sid, body) VALUES (?, ?, ?)",
