@@ -35,7 +35,6 @@ from mnesis.models.results import (
     TextDelta,
     TurnComplete,
     TurnResult,
-    TurnSnapshot,
 )
 from mnesis.session import inputs
 from mnesis.session.compaction import CompactionScheduler
@@ -57,7 +56,7 @@ class MnesisSession(StoredHistory):
     :meth:`open` or :meth:`load`; never construct directly."""
 
     def __init__(self, core: SessionCore) -> None:
-        super().__init__(core.store, core.id)
+        super().__init__(core.store, core.id, core.record.turn_count)
         self._core = core
         self._live = core.live
         self._files = LargeFileHandler(
@@ -65,6 +64,7 @@ class MnesisSession(StoredHistory):
         )
         self._compaction = CompactionScheduler(core)
         writer = SessionWriter(core, self._compaction)
+        writer.snapshots = self._turn_log.recent  # the turns after those stored at load
         self._writer = writer
         self._tools = ToolLoop(core, self._recall, writer)
         self._turns = TurnRunner(core, writer, self._tools, self._compaction)
@@ -171,9 +171,8 @@ class MnesisSession(StoredHistory):
         Raises:
             SessionNotFoundError: No session with that id in the store.
         """
-        session = cls(await load_core(session_id, config, db_path, provider, event_bus))
-        session._writer.snapshots = await session._store.snapshots(session_id)
-        return session
+        # The stored turns' snapshots are not read: history() reads them when first asked.
+        return cls(await load_core(session_id, config, db_path, provider, event_bus))
 
     @classmethod
     async def list_sessions(
@@ -282,9 +281,6 @@ class MnesisSession(StoredHistory):
         """Call ``handler(event, payload)`` whenever ``event`` is published."""
         self._core.bus.subscribe(event, handler)
 
-    def _known_snapshots(self) -> list[TurnSnapshot]:
-        return list(self._writer.snapshots)
-
     def _agent(self) -> str:
         return self._core.record.agent
 
@@ -292,8 +288,8 @@ class MnesisSession(StoredHistory):
         """Keep :meth:`history`'s list level with the turns the store counted,
         and tell subscribers the session's counters moved."""
         totals = self._core.totals
-        if totals.turns != len(self._writer.snapshots):  # another writer's turns too
-            await self._writer.catch_up_snapshots()
+        if totals.turns != self._turn_log.count:  # another writer's turns too
+            await self._turn_log.catch_up()
         self._core.bus.publish(
             MnesisEvent.SESSION_UPDATED,
             {

@@ -30,8 +30,8 @@ class TurnHistory(list[TurnSnapshot]):
     """The turn snapshots as a list, which can also be awaited.
 
     ``session.history()`` is a plain list (as in mnesis 0.4.0) of the snapshots
-    this session object knows; ``await session.history()`` reads them afresh
-    from the store, turns other processes recorded included.
+    this session object knows; ``await session.history()`` reads the store
+    afresh, turns other processes recorded included.
     """
 
     def __init__(
@@ -49,6 +49,67 @@ class TurnHistory(list[TurnSnapshot]):
         if self._refresh is None:
             return self
         return TurnHistory(await self._refresh())
+
+
+class TurnLog:
+    """The turn snapshots one session object knows, none of them read at load.
+
+    A session resumed after N turns knows that turns 1..N are stored, and reads
+    none of them until a list of them is asked for: loading costs the context,
+    not the history. The first ``session.history()`` (synchronous, as in
+    mnesis 0.4.0) reads them while its caller waits, once; a stored turn never
+    changes, so they are kept. The turns stored after the load (this session's,
+    which the writer appends as the store numbers them, and other writers',
+    added by :meth:`catch_up`) are kept in :attr:`recent` as they come.
+    """
+
+    def __init__(self, store: Store, session_id: str, stored: int) -> None:
+        self._store = store
+        self._session_id = session_id
+        self._stored = stored  # turns 1..stored were in the store when the session was read
+        self._early: list[TurnSnapshot] | None = None if stored else []
+        self.recent: list[TurnSnapshot] = []  # turns stored + 1, ... in order
+
+    @property
+    def count(self) -> int:
+        """How many turns this session object knows of."""
+        return self._stored + len(self.recent)
+
+    def _gapless(self) -> int:
+        """How many of :attr:`recent` follow the early turns without a gap."""
+        recent, base = self.recent, self._stored
+        if not recent or recent[-1].turn_index == base + len(recent):
+            return len(recent)  # numbered from base + 1 on, strictly rising: no gap
+        known = 0
+        while known < len(recent) and recent[known].turn_index == base + known + 1:
+            known += 1
+        return known
+
+    async def catch_up(self) -> None:
+        """Add the turns other writers stored, reading only those after the last
+        turn known without a gap."""
+        known = self._gapless()
+        self.recent[known:] = await self._store.snapshots(
+            self._session_id, after_turn=self._stored + known
+        )
+
+    def known(self) -> list[TurnSnapshot]:
+        """Every turn known, in order; the first call after a load reads the
+        turns stored before it, the caller waiting for that read."""
+        if self._early is None:
+            self._early = self._store.snapshots_now(self._session_id, through_turn=self._stored)
+        return self._early + self.recent
+
+    async def stored_now(self) -> list[TurnSnapshot]:
+        """Every turn the store holds now, other writers' included; only those
+        after the turns known without a gap are read."""
+        if self._early is None:
+            every = await self._store.snapshots(self._session_id)
+            self._early = every[: self._stored]
+            return every
+        known = self._gapless()
+        later = await self._store.snapshots(self._session_id, after_turn=self._stored + known)
+        return self._early + self.recent[:known] + later
 
 
 def summary_message(session_id: str, summary: SummaryRecord) -> MessageWithParts:
@@ -90,10 +151,11 @@ def interleave_summaries(
 class StoredHistory:
     """The read-only verbs of a session over its stored history."""
 
-    def __init__(self, store: Store, session_id: str) -> None:
+    def __init__(self, store: Store, session_id: str, stored_turns: int = 0) -> None:
         self._store = store
         self._recall = Recall(store, session_id)
         self._session_id = session_id
+        self._turn_log = TurnLog(store, session_id, stored_turns)
 
     def _check_open(self, *, allow_closing: bool = False) -> None:
         raise NotImplementedError
@@ -122,17 +184,16 @@ class StoredHistory:
         """One snapshot of the context's token breakdown per completed turn.
 
         A list, as in mnesis 0.4.0; ``await session.history()`` also works and
-        reads the store afresh.
+        reads the store afresh. A resumed session reads its earlier turns on the
+        first call (synchronously: the caller, even the event loop, waits for
+        that one read), not when it is loaded.
         """
         self._check_open()
-        return TurnHistory(self._known_snapshots(), self._read_snapshots)
+        return TurnHistory(self._turn_log.known(), self._read_snapshots)
 
     async def _read_snapshots(self) -> list[TurnSnapshot]:
         self._check_open()
-        return await self._store.snapshots(self._session_id)
-
-    def _known_snapshots(self) -> list[TurnSnapshot]:
-        raise NotImplementedError
+        return await self._turn_log.stored_now()
 
     def _tag(self, messages: list[MessageWithParts]) -> list[MessageWithParts]:
         """Messages with the session's agent, as 0.4.0 stored it on each row."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -29,7 +29,7 @@ from mnesis.session.drafts import settle_interrupted_replies
 from mnesis.session.live_context import LiveContext
 from mnesis.session.tokens import TokenCounter
 from mnesis.store import (
-    ContextEntry,
+    ContextChanges,
     SessionRecord,
     Store,
     acquire_store,
@@ -158,11 +158,13 @@ async def load_core(
             config = stored_config(record.config_json)
         limits = resolve_limits(record.model, config.model_overrides)
         usable = usable_context(limits, config)
-        version, entries = await store.context_entries(session_id)
+        # The view with its rewrite count, so the first catch-up reads only what
+        # other writers appended since, not the whole view again.
+        view = await store.context_changes(session_id, None)
     except BaseException:
         await release_store(store)
         raise
-    return _build_core(record, store, config, limits, usable, provider, event_bus, entries, version)
+    return _build_core(record, store, config, limits, usable, provider, event_bus, view)
 
 
 async def stored_sessions(db_path: str | None, config: MnesisConfig | None) -> list[SessionInfo]:
@@ -189,9 +191,13 @@ def _build_core(
     usable: int,
     provider: LLMProvider | None,
     event_bus: EventBus | None,
-    entries: Iterable[ContextEntry] = (),
-    version: int = 0,
+    view: ContextChanges | None = None,
 ) -> SessionCore:
+    live = (
+        LiveContext(store, record.id)
+        if view is None
+        else LiveContext(store, record.id, view.entries, view.version, view.rewrites)
+    )
     return SessionCore(
         record=record,
         store=store,
@@ -200,7 +206,7 @@ def _build_core(
         limits=limits,
         usable_tokens=usable,
         bus=event_bus or EventBus(),
-        live=LiveContext(store, record.id, entries, version),
+        live=live,
         counter=TokenCounter(record.model),
         totals=SessionTotals(record.tokens, record.cost, record.turn_count),
     )

@@ -139,8 +139,19 @@ class MessageLog(Protocol):
         view."""
         ...
 
-    async def snapshots(self, session_id: str, *, after_turn: int = 0) -> list[TurnSnapshot]:
-        """One snapshot per completed turn after ``after_turn``, in order."""
+    async def snapshots(
+        self, session_id: str, *, after_turn: int = 0, through_turn: int | None = None
+    ) -> list[TurnSnapshot]:
+        """One snapshot per completed turn after ``after_turn`` (up to
+        ``through_turn`` when given), in order."""
+        ...
+
+    def snapshots_now(
+        self, session_id: str, *, after_turn: int = 0, through_turn: int | None = None
+    ) -> list[TurnSnapshot]:
+        """What :meth:`snapshots` returns, read synchronously: the calling thread
+        (the event loop's too) waits for the read. For synchronous callers only,
+        such as the list ``session.history()`` returns."""
         ...
 
     async def verify(self, session_id: str | None = None) -> list[str]:

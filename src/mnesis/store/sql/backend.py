@@ -57,6 +57,11 @@ class SQLBackend(ABC):
         return await self._write(steps)
 
     @abstractmethod
+    def _read_blocking(self, steps: Steps[T]) -> T:
+        """``_read``, for a synchronous caller: its thread waits (the event loop's
+        too, if that is where it is called)."""
+
+    @abstractmethod
     def compaction_lock(self, session_id: str) -> AbstractAsyncContextManager[bool]:
         """Try to become the only compactor of a session (see the protocol)."""
 
@@ -113,8 +118,15 @@ class SQLBackend(ABC):
     async def context_changes(self, session_id: str, since: ContextMark | None) -> ContextChanges:
         return await self._read(reads.context_changes(session_id, since))
 
-    async def snapshots(self, session_id: str, *, after_turn: int = 0) -> list[TurnSnapshot]:
-        return await self._read(reads.snapshots(session_id, after_turn))
+    async def snapshots(
+        self, session_id: str, *, after_turn: int = 0, through_turn: int | None = None
+    ) -> list[TurnSnapshot]:
+        return await self._read(reads.snapshots(session_id, after_turn, through_turn))
+
+    def snapshots_now(
+        self, session_id: str, *, after_turn: int = 0, through_turn: int | None = None
+    ) -> list[TurnSnapshot]:
+        return self._read_blocking(reads.snapshots(session_id, after_turn, through_turn))
 
     async def verify(self, session_id: str | None = None) -> list[str]:
         return await self._read(verify(session_id))

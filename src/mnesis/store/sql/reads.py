@@ -14,7 +14,6 @@ from mnesis.models.info import SessionInfo
 from mnesis.models.message import MessageWithParts
 from mnesis.models.results import TurnSnapshot
 from mnesis.store.records import ContextChanges, ContextEntry, ContextMark, SummaryRecord
-from mnesis.store.sql.log import get_session
 from mnesis.store.sql.rows import (
     MESSAGE_COLUMNS,
     PART_COLUMNS,
@@ -176,15 +175,29 @@ def _entries_of(session_id: str, rows: list[Any]) -> Steps[list[ContextEntry]]:
     return context_entries_from_rows(rows, summaries, {str(r[0]) for r in pins})
 
 
-def snapshots(session_id: str, after_turn: int = 0) -> Steps[list[TurnSnapshot]]:
-    """One snapshot per completed turn after ``after_turn``, in order."""
-    yield from get_session(session_id)
-    rows = yield all_rows(
-        "SELECT snapshot_json FROM turns WHERE session_id = ? AND turn_index > ? "
-        "ORDER BY turn_index",
-        session_id,
-        after_turn,
-    )
+def snapshots(
+    session_id: str, after_turn: int = 0, through_turn: int | None = None
+) -> Steps[list[TurnSnapshot]]:
+    """One snapshot per completed turn after ``after_turn`` (and up to
+    ``through_turn``, when given), in order."""
+    found = yield value("SELECT 1 FROM sessions WHERE id = ?", session_id)
+    if found is None:
+        raise SessionNotFoundError(session_id)
+    if through_turn is None:
+        rows = yield all_rows(
+            "SELECT snapshot_json FROM turns WHERE session_id = ? AND turn_index > ? "
+            "ORDER BY turn_index",
+            session_id,
+            after_turn,
+        )
+    else:
+        rows = yield all_rows(
+            "SELECT snapshot_json FROM turns WHERE session_id = ? AND turn_index > ? "
+            "AND turn_index <= ? ORDER BY turn_index",
+            session_id,
+            after_turn,
+            through_turn,
+        )
     return [TurnSnapshot.model_validate_json(r[0]) for r in rows]
 
 

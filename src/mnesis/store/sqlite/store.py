@@ -325,6 +325,16 @@ class SQLiteStore(SQLBackend):
         with read_transaction(conn):
             return run(conn, steps)
 
+    def _read_blocking(self, steps: Steps[T]) -> T:
+        """A read queued on the thread like any other, its caller waiting for it."""
+        if self._closed:
+            raise MnesisStoreError(f"store {self.path} is closed")
+        try:
+            outcome: T = self._executor.submit(self._on_thread(), self._read_sync, steps).result()
+        except Exception as exc:
+            self._raise_translated(exc)
+        return outcome
+
     def serves_running_loop(self) -> bool:
         return True  # the writer thread serves any event loop
 
