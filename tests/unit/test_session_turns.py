@@ -156,6 +156,28 @@ async def test_stream_yields_deltas_live_before_the_model_finishes(db_path: str)
         assert arrivals[-1] - arrivals[0] >= 0.2
 
 
+async def test_the_last_delta_reaches_the_consumer_before_the_reply_is_stored(
+    db_path: str,
+) -> None:
+    provider = MockProvider(lambda r: "one two three", chunks=3)  # no pause after the last
+    async with MnesisSession.open(model=MODEL, db_path=db_path, provider=provider) as session:
+        order: list[str] = []
+        session.subscribe(
+            MnesisEvent.MESSAGE_CREATED,
+            lambda e, p: order.append(f"stored {p['role']}"),
+        )
+        async for event in session.stream("go"):
+            order.append(event.type)
+        assert order == [
+            "stored user",
+            "text_delta",
+            "text_delta",
+            "text_delta",
+            "stored assistant",
+            "turn_complete",
+        ]
+
+
 async def test_abandoned_stream_still_persists_turn(db_path: str) -> None:
     provider = MockProvider(lambda r: "a b c d e f g h", chunks=8, chunk_delay=0.01)
     session = await MnesisSession.create(model=MODEL, db_path=db_path, provider=provider)

@@ -267,6 +267,8 @@ class TurnRunner:
             if isinstance(exc, LLMError | asyncio.CancelledError) or not isinstance(exc, Exception):
                 raise
             raise error from exc
+        if forward is not None:
+            await asyncio.sleep(0)  # the consumer gets the last delta before the reply is stored
         step = await self._persist_reply(message_id, reply, hard_result)
         await draft.discard()
         if not step.text and not step.tool_calls:
