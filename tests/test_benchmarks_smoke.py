@@ -65,3 +65,11 @@ def test_soak_benchmark_runs() -> None:
     out = run(str(BENCH / "soak.py"), "--turns", "300", "--block", "100", "--window", "12000")
     assert "RSS before the first turn" in out and "verify(): clean" in out
     assert "| 201–300 |" in out
+
+
+def test_limits_benchmark_runs() -> None:
+    out = json.loads(run(str(BENCH / "limits.py"), "--quick", "--only", "sqlite,send", "--json"))
+    sqlite, send = out["sections"]["sqlite"]["rows"], out["sections"]["send"]["rows"]
+    assert [r["unit"] for r in sqlite] == ["turns/s", "turns/s", "ratio"]
+    assert all(r["value"] > 0 for r in sqlite + send)
+    assert send[0]["target"] == "≤ 0.25 ms"
