@@ -100,15 +100,6 @@ class SessionWriter:
         self._publish_created((failed,))
         refused.add_note(f"the model's reply was kept as failed message {reply.id}")
 
-    async def catch_up_snapshots(self) -> None:
-        """Add the turns other writers stored to :attr:`snapshots`, reading only
-        those after the last turn this list holds without a gap."""
-        known = 0
-        while known < len(self.snapshots) and self.snapshots[known].turn_index == known + 1:
-            known += 1
-        core = self._core
-        self.snapshots[known:] = await core.store.snapshots(core.id, after_turn=known)
-
     async def append_user(self, parts: list[MessagePart]) -> str:
         """Append a user message; returns its id."""
         message = self._core.counter.counted_message(new_id("msg"), "user", parts, time.time())
