@@ -27,6 +27,7 @@ _BY_STATUS = None  # a generic class: 5xx and 429 are transient, the rest perman
 LITELLM_ERRORS: dict[str, type[LLMError] | None] = {
     # litellm.exceptions: worth retrying
     "RateLimitError": _T,
+    "CallerCredentialRateLimitError": _T,
     "InternalServerError": _T,
     "ServiceUnavailableError": _T,
     "BadGatewayError": _T,
@@ -35,6 +36,7 @@ LITELLM_ERRORS: dict[str, type[LLMError] | None] = {
     "APIConnectionError": _T,
     # litellm.exceptions: the request itself is wrong, refused or unaffordable
     "AuthenticationError": _P,
+    "CallerCredentialAuthenticationError": _P,
     "PermissionDeniedError": _P,
     "NotFoundError": _P,
     "BadRequestError": _P,
@@ -46,6 +48,9 @@ LITELLM_ERRORS: dict[str, type[LLMError] | None] = {
     "PaymentRequiredError": _P,
     "BudgetExceededError": _P,
     "UnsupportedParamsError": _P,
+    "UnsupportedEndpointError": _P,
+    "EndpointNotSupportedByModelError": _P,
+    "MalformedRequestFieldError": _P,
     "LiteLLMUnknownProvider": _P,
     "ModelNotMappedError": _P,
     "ImageFetchError": _P,

@@ -372,7 +372,9 @@ class TurnRunner:
         )
 
 
-_AUTH_ERRORS = frozenset({"AuthenticationError", "PermissionDeniedError"})
+_AUTH_ERRORS = frozenset(
+    {"AuthenticationError", "CallerCredentialAuthenticationError", "PermissionDeniedError"}
+)
 
 
 def failure_text(error: BaseException) -> str:
