@@ -35,11 +35,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from mnesis.errors import SessionNotFoundError
-from mnesis.models.message import TokenUsage, ToolPart, part_to_json
+from mnesis.models.message import TokenUsage
 from mnesis.models.results import TurnSnapshot
 from mnesis.store.postgres.text import tsvector_chunks
-from mnesis.store.records import AppendOutcome, NewMessage, SessionCounters, searchable_text
-from mnesis.store.sql.rows import message_params, usage_from_row
+from mnesis.store.records import AppendOutcome, NewMessage, SessionCounters
+from mnesis.store.sql.rows import (
+    message_params,
+    part_index_texts,
+    part_params,
+    usage_from_row,
+)
 
 # The statement's parameters, in the order :func:`arguments` gives them: m_* one
 # element per message, p_* one per part (p_message: its message, 1-based), i_* one
@@ -209,34 +214,10 @@ def arguments(
     index_columns: list[list[Any]] = [[], [], [], []]
     for m, msg in enumerate(messages, 1):
         for idx, new in enumerate(msg.parts):
-            part = new.part
-            tool = part if isinstance(part, ToolPart) else None
-            call = (
-                part
-                if tool is None
-                else tool.model_copy(update={"output": None, "error_message": None})
-            )
-            values = (
-                m,
-                idx,
-                part.type,
-                part_to_json(call),
-                new.token_count,
-                tool.tool_call_id if tool is not None else None,
-                str(tool.status) if tool is not None else None,
-                tool.output if tool is not None else None,
-                tool.error_message if tool is not None else None,
-                new.result_token_count,
-                msg.created_at if tool is not None and tool.has_result else None,
-            )
-            for column, item in zip(part_columns, values, strict=True):
+            for column, item in zip(part_columns, (m, *part_params(msg, idx, new)), strict=True):
                 column.append(item)
-            bodies = [(0, searchable_text(part))]
-            if tool is not None and tool.has_result:
-                result = tool.output if tool.output is not None else tool.error_message
-                bodies.append((1, result or ""))
             ordinal = len(part_columns[0])
-            for offset, text in bodies:
+            for offset, text in part_index_texts(new.part):
                 for chunk, vector in enumerate(tsvector_chunks(text)):
                     index_columns[0].append(ordinal)
                     index_columns[1].append(offset)

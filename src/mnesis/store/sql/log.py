@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from mnesis.errors import SessionNotFoundError, ToolResultError
-from mnesis.models.message import TokenUsage, ToolPart, part_to_json
+from mnesis.models.message import TokenUsage
 from mnesis.models.results import TurnSnapshot
 from mnesis.store.records import (
     AppendOutcome,
@@ -23,12 +23,14 @@ from mnesis.store.records import (
     SessionCounters,
     SessionRecord,
     ToolResult,
-    searchable_text,
 )
 from mnesis.store.sql.rows import (
     INSERT_MESSAGE_COLUMNS,
+    INSERT_PART_COLUMNS,
     SESSION_COLUMNS,
     message_params,
+    part_index_texts,
+    part_params,
     session_from_row,
     usage_from_row,
 )
@@ -212,34 +214,14 @@ def insert_message(
         *message_params(session_id, seq, msg),
     )
     for idx, new in enumerate(msg.parts):
-        part = new.part
-        tool = part if isinstance(part, ToolPart) else None
-        call = (
-            part
-            if tool is None
-            else tool.model_copy(update={"output": None, "error_message": None})
-        )
         part_id = yield new_id(
-            "INSERT INTO parts (message_id, session_id, idx, type, data, token_count, "
-            "tool_call_id, tool_status, tool_output, tool_error, result_token_count, "
-            "completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO parts ({INSERT_PART_COLUMNS}) "  # noqa: S608
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             msg.id,
             session_id,
-            idx,
-            part.type,
-            part_to_json(call),
-            new.token_count,
-            tool.tool_call_id if tool is not None else None,
-            str(tool.status) if tool is not None else None,
-            tool.output if tool is not None else None,
-            tool.error_message if tool is not None else None,
-            new.result_token_count,
-            msg.created_at if tool is not None and tool.has_result else None,
+            *part_params(msg, idx, new),
         )
-        bodies.append((int(part_id) * 2, searchable_text(part)))
-        if tool is not None and tool.has_result:
-            result = tool.output if tool.output is not None else tool.error_message
-            bodies.append((int(part_id) * 2 + 1, result or ""))
+        bodies += [(int(part_id) * 2 + at, text) for at, text in part_index_texts(new.part)]
     if index and bodies:
         yield d.index(session_id, bodies)
     return bodies

@@ -15,16 +15,25 @@ from pydantic import TypeAdapter
 
 from mnesis.errors import StaleContextError
 from mnesis.models.info import SessionInfo
-from mnesis.models.message import Message, MessagePart, MessageWithParts, TokenUsage, ToolPart
+from mnesis.models.message import (
+    Message,
+    MessagePart,
+    MessageWithParts,
+    TokenUsage,
+    ToolPart,
+    part_to_json,
+)
 from mnesis.store.records import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
     ContextEntry,
     NewMessage,
+    NewPart,
     NewSummary,
     SessionRecord,
     SummaryRecord,
     merge_tool_result,
+    searchable_text,
 )
 
 SESSION_COLUMNS = (
@@ -128,6 +137,42 @@ def part_from_row(row: Sequence[Any], start: int) -> MessagePart:
     return merge_tool_result(
         part, row[start + 1], row[start + 2], row[start + 3], pruned_at=row[start + 6]
     )
+
+
+INSERT_PART_COLUMNS = (
+    "message_id, session_id, idx, type, data, token_count, tool_call_id, tool_status, "
+    "tool_output, tool_error, result_token_count, completed_at"
+)
+
+
+def part_params(msg: NewMessage, idx: int, new: NewPart) -> tuple[Any, ...]:
+    """Values for INSERT_PART_COLUMNS after ``message_id, session_id``: a tool call
+    is stored without its result, which goes to the result slot's columns."""
+    part = new.part
+    tool = part if isinstance(part, ToolPart) else None
+    call = part if tool is None else tool.model_copy(update={"output": None, "error_message": None})
+    return (
+        idx,
+        part.type,
+        part_to_json(call),
+        new.token_count,
+        tool.tool_call_id if tool is not None else None,
+        str(tool.status) if tool is not None else None,
+        tool.output if tool is not None else None,
+        tool.error_message if tool is not None else None,
+        new.result_token_count,
+        msg.created_at if tool is not None and tool.has_result else None,
+    )
+
+
+def part_index_texts(part: MessagePart) -> list[tuple[int, str]]:
+    """``(offset, text)`` to index for a part: its own text at 0 and, for a tool
+    call with a result, the result at 1 (keys ``part_id * 2 + offset``)."""
+    texts = [(0, searchable_text(part))]
+    if isinstance(part, ToolPart) and part.has_result:
+        result = part.output if part.output is not None else part.error_message
+        texts.append((1, result or ""))
+    return texts
 
 
 def message_params(session_id: str, seq: int, msg: NewMessage) -> tuple[Any, ...]:
