@@ -7,8 +7,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mnesis.errors import SessionNotFoundError
+from mnesis.models.message import TextPart
 from mnesis.store import SQLiteStore
+from mnesis.store.records import NewMessage, NewPart
 
 
 async def test_a_turn_write_held_up_by_another_process_waits_off_the_loop(
@@ -84,3 +88,33 @@ async def test_writes_on_the_loop_are_checkpointed_into_the_file_by_the_thread(
     # every CHECKPOINT_EVERY commits, so the main file takes the pages in.
     assert await _main_file_growth(tmp_path / "never.db", build, 10_000) == 0
     assert await _main_file_growth(tmp_path / "often.db", build, 5) > 60 * 1000
+
+
+async def test_a_large_turn_write_stays_off_the_event_loop(
+    tmp_path: Path, build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await SQLiteStore(tmp_path / "large.db").open()
+    on_loop: list[int] = []
+    write_now = store._write_now
+
+    def spy(conn: sqlite3.Connection, steps: Any) -> Any:
+        on_loop.append(1)
+        return write_now(conn, steps)
+
+    monkeypatch.setattr(store, "_write_now", spy)
+    try:
+        await store.create_session(build.session("s1"))
+        small = build.message("m1")
+        large = NewMessage(
+            id="m2",
+            role="user",
+            parts=(NewPart(TextPart(text="x " * 40_000), token_count=40_000),),
+            created_at=1_700_000_100.0,
+        )
+        await store.append("s1", (small,))
+        assert on_loop == [1]  # a turn's usual write runs right on the loop
+        await store.append("s1", (large,))
+        assert on_loop == [1]  # a large one goes to the thread, the loop stays free
+        assert [m.id for m in await store.get_messages("s1")] == ["m1", "m2"]
+    finally:
+        await store.close()

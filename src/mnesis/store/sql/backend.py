@@ -56,6 +56,10 @@ class SQLBackend(ABC):
         backend has a faster way for a few rows."""
         return await self._write(steps)
 
+    # A turn's write up to this many tokens counts as small (``_write_turn``);
+    # a bigger one (a large tool output) always takes the ordinary path.
+    SMALL_WRITE_TOKENS = 16_000
+
     @abstractmethod
     def _read_blocking(self, steps: Steps[T]) -> T:
         """``_read``, for a synchronous caller: its thread waits (the event loop's
@@ -98,13 +102,19 @@ class SQLBackend(ABC):
         snapshot: TurnSnapshot | None = None,
     ) -> AppendOutcome:
         steps = log.append(self.dialect, session_id, messages, usage, cost, snapshot)
+        tokens = sum(p.token_count + p.result_token_count for m in messages for p in m.parts)
+        if tokens > self.SMALL_WRITE_TOKENS:
+            return await self._write(steps)
         return await self._write_turn(steps)
 
     async def fill_tool_results(
         self, session_id: str, results: tuple[ToolResult, ...]
     ) -> AppendOutcome:
         log.check_results(results)
-        return await self._write_turn(log.fill_tool_results(self.dialect, session_id, results))
+        steps = log.fill_tool_results(self.dialect, session_id, results)
+        if sum(r.token_count for r in results) > self.SMALL_WRITE_TOKENS:
+            return await self._write(steps)
+        return await self._write_turn(steps)
 
     async def get_messages(self, session_id: str) -> list[MessageWithParts]:
         return await self._read(reads.get_messages(session_id))
