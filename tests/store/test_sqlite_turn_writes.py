@@ -36,7 +36,7 @@ async def test_a_turn_write_held_up_by_another_process_waits_off_the_loop(
         append = asyncio.create_task(store.append("s1", (build.message("m1"),)))
         await asyncio.sleep(0.3)
         assert not append.done()  # it waits for the lock ...
-        assert ticks >= 20  # ... without blocking the loop
+        assert ticks >= 5  # ... without blocking the loop (blocked, it would tick once)
         other.execute("COMMIT")
         outcome = await asyncio.wait_for(append, 10)
         running.cancel()
