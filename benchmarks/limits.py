@@ -273,6 +273,25 @@ def part_json(text: str) -> str:
     return json.dumps({"text": text, "type": "text"}, separators=(",", ":"))
 
 
+def message_values(mid: str, session_id: str, seq: int, role: str, now: float) -> tuple[Any, ...]:
+    """A message row as mnesis writes it (both raw writers insert these columns)."""
+    mine = role == "assistant"
+    return (
+        mid,
+        session_id,
+        seq,
+        role,
+        now,
+        MODEL if mine else None,
+        "stop" if mine else None,
+        10 if mine else 0,
+        10 if mine else 0,
+        20 if mine else 0,
+        0.0003 if mine else 0.0,
+        200,
+    )
+
+
 def raw_sqlite(path: Path, session_id: str, turns: Sequence[tuple[str, str]]) -> float:
     """Turns/s writing mnesis's rows for each turn with plain ``sqlite3``."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -287,24 +306,7 @@ def raw_sqlite(path: Path, session_id: str, turns: Sequence[tuple[str, str]]) ->
         for role, text in (("user", user), ("assistant", assistant)):
             seq += 1
             mid = f"msg_{n:08d}_{role[0]}"
-            mine = role == "assistant"
-            conn.execute(
-                _MESSAGE,
-                (
-                    mid,
-                    session_id,
-                    seq,
-                    role,
-                    now,
-                    MODEL if mine else None,
-                    "stop" if mine else None,
-                    10 if mine else 0,
-                    10 if mine else 0,
-                    20 if mine else 0,
-                    0.0003 if mine else 0.0,
-                    200,
-                ),
-            )
+            conn.execute(_MESSAGE, message_values(mid, session_id, seq, role, now))
             part_id = conn.execute(_PART, (mid, session_id, part_json(text), 200)).lastrowid
             assert part_id is not None
             conn.execute(
@@ -478,21 +480,8 @@ async def raw_pg(url: str, session_id: str, turns: Sequence[tuple[str, str]], on
             async with conn.transaction():
                 for mid, role, text in ((ids[0], "user", user), (ids[1], "assistant", assistant)):
                     seq += 1
-                    mine = role == "assistant"
                     await conn.execute(
-                        _PG_MESSAGE,
-                        mid,
-                        session_id,
-                        seq,
-                        role,
-                        now,
-                        MODEL if mine else None,
-                        "stop" if mine else None,
-                        10 if mine else 0,
-                        10 if mine else 0,
-                        20 if mine else 0,
-                        0.0003 if mine else 0.0,
-                        200,
+                        _PG_MESSAGE, *message_values(mid, session_id, seq, role, now)
                     )
                     part_id = await conn.fetchval(_PG_PART, mid, session_id, part_json(text), 200)
                     await conn.execute(_PG_INDEX, part_id * 2, session_id, text)

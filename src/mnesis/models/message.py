@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -220,7 +220,7 @@ ErrorCode = Literal[
     "context_overflow",
     "unknown",
 ]
-_ERROR_CODES: frozenset[str] = frozenset(ErrorCode.__args__)  # type: ignore[attr-defined]
+_ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 
 
 class MessageError(BaseModel):

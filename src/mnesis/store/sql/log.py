@@ -104,11 +104,19 @@ def get_session(session_id: str) -> Steps[SessionRecord]:
     return session_from_row(row)
 
 
-_LAST_POSITIONS = (
-    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?), "
+_LAST_NUMBERS = (
+    "(SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?), "
     "(SELECT COALESCE(MAX(position), 0) FROM context_items WHERE session_id = ?)"
 )
 _LAST_TURN = ", (SELECT COALESCE(MAX(turn_index), 0) FROM turns WHERE session_id = ?)"
+# The last seq and context position (and turn index, for a turn) of a session,
+# alone or, where the write lock is held from BEGIN, with the session's row.
+_LAST = {turn: f"SELECT {_LAST_NUMBERS}{_LAST_TURN if turn else ''}" for turn in (False, True)}
+_ROW_AND_LAST = {
+    turn: "SELECT context_version, context_rewrites, "  # noqa: S608
+    f"{_LAST_NUMBERS}{_LAST_TURN if turn else ''} FROM sessions WHERE id = ?"
+    for turn in (False, True)
+}
 
 
 def append(
@@ -126,21 +134,16 @@ def append(
     positions given and the session's counters after the append.
     """
     now = time.time()
-    ids = (session_id,) * (2 if snapshot is None else 3)
-    last_turn = "" if snapshot is None else _LAST_TURN
+    turn = snapshot is not None
+    ids = (session_id,) * (3 if turn else 2)
     if d.locked_from_begin:  # nothing can change between two reads: read once
-        row = yield one(
-            "SELECT context_version, context_rewrites, "  # noqa: S608
-            f"{_LAST_POSITIONS.removeprefix('SELECT ')}{last_turn} FROM sessions WHERE id = ?",
-            *ids,
-            session_id,
-        )
+        row = yield one(_ROW_AND_LAST[turn], *ids, session_id)
         if row is None:
             raise SessionNotFoundError(session_id)
         before, rewrites, last = int(row[0]), int(row[1]), row[2:]
     else:
         before, rewrites = yield from lock_session(session_id)
-        last = yield one(_LAST_POSITIONS + last_turn, *ids)
+        last = yield one(_LAST[turn], *ids)
     seq, position = int(last[0]), int(last[1])
     seqs: list[int] = []
     joined: list[tuple[str, int, str]] = []
