@@ -69,15 +69,32 @@ def _prepare(sql: str) -> tuple[str, bool]:
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction that waits for (rather than fails on) other writers."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: sqlite3.Connection, *, begun: bool = False) -> Iterator[None]:
+    """One write transaction that waits for (rather than fails on) other writers;
+    ``begun``: the caller already holds it (:func:`begin_if_free`)."""
+    if not begun:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def begin_if_free(conn: sqlite3.Connection, timeout: float) -> bool:
+    """Begin a write transaction if the file's write lock is free at once;
+    False, and nothing begun, if another connection holds it."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    return True
 
 
 @contextlib.contextmanager

@@ -34,7 +34,13 @@ from mnesis.errors import ConfigError, DatabaseNotFoundError, MnesisStoreError
 from mnesis.store.owners import ProcessOwner, is_abandoned, this_process
 from mnesis.store.sql.backend import SQLBackend
 from mnesis.store.sql.statements import Steps, execute, one, rowcount
-from mnesis.store.sqlite.dialect import SQLiteDialect, read_transaction, run, transaction
+from mnesis.store.sqlite.dialect import (
+    SQLiteDialect,
+    begin_if_free,
+    read_transaction,
+    run,
+    transaction,
+)
 from mnesis.store.sqlite.errors import translate_error
 from mnesis.store.sqlite.migrate import migrate, refuse_newer_schema, refuse_pending
 from mnesis.store.sqlite.mnesis040 import migrate_040_file
@@ -292,21 +298,10 @@ class SQLiteStore(SQLBackend):
     def _write_now(self, conn: sqlite3.Connection, steps: Steps[T]) -> T | object:
         """``steps`` in a transaction begun without waiting; ``_BUSY`` (and
         ``steps`` not started) if another connection holds the write lock."""
-        conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
+        if not begin_if_free(conn, self._timeout):
             return _BUSY
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-        try:
+        with transaction(conn, begun=True):
             outcome = run(conn, steps)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self._committed()
         return outcome
 
