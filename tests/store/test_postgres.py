@@ -404,6 +404,24 @@ async def test_two_processes_never_compact_one_session_at_once(pg_database: str)
         await reopened.close()
 
 
+async def _wait_for_other_backends_to_end(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        for _ in range(200):
+            others = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if others == 0:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the killed writer's connection did not end within 10 s")
+    finally:
+        await conn.close()
+
+
 async def test_a_writer_killed_mid_transaction_leaves_postgres_consistent(
     pg_database: str, build: Any
 ) -> None:
@@ -434,6 +452,9 @@ async def test_a_writer_killed_mid_transaction_leaves_postgres_consistent(
         committed += line.startswith(b"ok ")
     proc.kill()
     await proc.wait()
+    # An append is one statement: the server finishes (and commits, whole) the
+    # one in flight when the client died. Read once its backend has ended.
+    await _wait_for_other_backends_to_end(pg_database)
     store = await PostgresStore(pg_database).open()
     try:
         messages = await store.get_messages("s1")
