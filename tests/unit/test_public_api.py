@@ -52,6 +52,8 @@ LAYERS = [
     "recall",
     "session",
     "operators",
+    "integrations",
+    "web",
     "cli",
 ]
 
