@@ -254,6 +254,8 @@ async def cmd_expand(args: argparse.Namespace) -> int:
 
 
 async def cmd_export(args: argparse.Namespace) -> int:
+    if args.html or args.format == "html":
+        return await _export_html(args)
     session = await _load(args)
     try:
         messages = await session.conversation_messages()
@@ -295,6 +297,32 @@ async def cmd_export(args: argparse.Namespace) -> int:
         return 0
     finally:
         await session.close()
+
+
+async def _export_html(args: argparse.Namespace) -> int:
+    from mnesis.store import release_store
+    from mnesis.web import Inspector, export_html, open_store
+
+    store = await open_store(args.db)
+    try:
+        text = await export_html(Inspector(store), args.session_id)
+    finally:
+        await release_store(store)
+    output = args.output or f"{args.session_id}.html"
+    await asyncio.to_thread(_write_private, output, text)
+    _error(f"wrote {output}")
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from mnesis.web import serve
+
+    def ready(url: str) -> None:
+        out.print(f"mnesis inspector (read-only) on {escape_controls(url)}", markup=False)
+        out.print("Open that URL (the token in it is needed); Ctrl+C stops.", markup=False)
+
+    await serve(args.db, host=args.host, port=args.port, ready=ready)
+    return 0
 
 
 def _write_private(path: str, text: str) -> None:
@@ -450,8 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
     expand.add_argument("--offset", type=int, default=0)
     export = add("export", cmd_export, "write a session out as JSON or Markdown", json_output=False)
     export.add_argument("session_id")
-    export.add_argument("--format", choices=["json", "markdown"], default="markdown")
+    export.add_argument("--format", choices=["json", "markdown", "html"], default="markdown")
+    export.add_argument(
+        "--html", action="store_true", help="one self-contained page (default file: ID.html)"
+    )
     export.add_argument("--output", "-o", default=None)
+    serve = add("serve", cmd_serve, "a local, read-only web inspector", json_output=False)
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     add("stats", cmd_stats, "totals for the whole database")
     migrate = add("migrate", cmd_migrate, "migrate a mnesis 0.4.0 database in place")
     migrate.add_argument("path", help="the 0.4.0 database file (e.g. ~/.mnesis/sessions.db)")
