@@ -21,6 +21,8 @@ EXPECTED = {
     "07_streaming.py": "after breaking out early: 4 messages stored",
     "08_recall.py": "expand -> 'The staging password is tangerine-42.'",
     "09_local_model.py": "no OpenAI-compatible server",
+    "10_openai_agents.py": "and the log still has turn 1: True",
+    "11_pydantic_ai.py": "grep finds run 1: True",
 }
 
 

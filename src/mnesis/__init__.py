@@ -60,7 +60,9 @@ from mnesis.operators import (
     MapBatch,
     MapResult,
 )
+from mnesis.recall.models import SearchMatch, SearchResult
 from mnesis.session import MnesisSession
+from mnesis.session.search import search
 from mnesis.tokens import TokenEstimator
 
 __version__ = "0.1.0"
@@ -100,6 +102,8 @@ __all__ = [
     "OperatorConfig",
     "RecordResult",
     "SchemaVersionError",
+    "SearchMatch",
+    "SearchResult",
     "SessionClosedError",
     "SessionConfig",
     "SessionInfo",
@@ -117,4 +121,5 @@ __all__ = [
     "TurnResult",
     "TurnSnapshot",
     "UnknownIdError",
+    "search",
 ]

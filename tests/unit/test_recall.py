@@ -251,7 +251,7 @@ async def test_the_model_can_use_the_memory_tools(db_path: str) -> None:
         context = await session.context_for_next_turn()
         assert not any("swordfsh" in str(m["content"]) for m in context)
         names = [t["function"]["name"] for t in session.memory_tools()]
-        assert names == ["lcm_grep", "lcm_describe", "lcm_expand"]
+        assert names == ["lcm_grep", "lcm_describe", "lcm_expand", "lcm_search"]
         result = await session.send("What was the wifi password?", memory_tools=True)
         assert result.text == "The password was swordfsh"
         assert result.steps == 3

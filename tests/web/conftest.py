@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright
-from web_builders import Built, build_session
+from web_builders import Built, Compacting, build_compacting_session, build_session
 
-from mnesis.store import release_store
 from mnesis.web import InspectorServer, open_store
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,7 +28,7 @@ async def server(built: Built, db_path: str) -> AsyncIterator[InspectorServer]:
         yield inspector
     finally:
         await inspector.close()
-        await release_store(store)
+        await store.close()
 
 
 @pytest.fixture
@@ -40,3 +39,24 @@ async def browser() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture
+async def compacting(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Compacting]:
+    """A session that pruned and summarised several times: its database and record."""
+    db = str(tmp_path_factory.mktemp("compacting") / "compacting.db")
+    return db, await build_compacting_session(db)
+
+
+@pytest.fixture
+async def compacting_server(
+    compacting: tuple[str, Compacting],
+) -> AsyncIterator[InspectorServer]:
+    store = await open_store(compacting[0])
+    inspector = InspectorServer(store)
+    await inspector.start("127.0.0.1", 0)
+    try:
+        yield inspector
+    finally:
+        await inspector.close()
+        await store.close()

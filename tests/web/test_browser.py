@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from playwright.async_api import Browser, Page
-from web_builders import Built, artifact
+from web_builders import Built, Compacting, artifact
 
 from mnesis.cli.main import main as cli
 from mnesis.web import InspectorServer
@@ -183,4 +183,49 @@ async def test_the_html_export_opens_from_disk_with_no_server(
     assert "Zebra-9431" in await page.locator(".msg.highlight").inner_text()
     assert all(url.startswith("file://") for url in requests), requests
     await page.screenshot(path=artifact("export.png"), full_page=True)
+    assert errors == []
+
+
+async def received_panel(page: Page, turn: int) -> tuple[list[str], list[str], str]:
+    """The summaries and pruned tool calls the turn panel shows, and its verdict."""
+    panel = page.locator(f'#received[data-turn="{turn}"]')
+    await panel.locator(".check").wait_for()
+    summaries = panel.locator('.ctx-item[data-kind="summary"]')
+    pruned = panel.locator('.ctx-tool[data-state="pruned"]')
+    return (
+        [
+            await summaries.nth(i).get_attribute("data-id") or ""
+            for i in range(await summaries.count())
+        ],
+        [await pruned.nth(i).get_attribute("data-call") or "" for i in range(await pruned.count())],
+        await panel.locator(".check").inner_text(),
+    )
+
+
+async def test_a_past_turn_shows_what_the_model_received_then(
+    browser: Browser, compacting_server: InspectorServer, compacting: tuple[str, Compacting]
+) -> None:
+    _, built = compacting
+    sid = built.session_id
+    first = next(t for t, ids in sorted(built.summaries_after.items()) if ids)
+    later = next(t for t, ids in sorted(built.summaries_after.items()) if len(ids) > 1)
+    page, errors = await open_page(browser, f"{compacting_server.url()}#/s/{sid}/turn/{first}")
+    summaries, pruned, verdict = await received_panel(page, first)
+    assert summaries == [] and pruned == built.pruned_after[first - 1]
+    assert "matches the tokens recorded for this turn" in verdict
+    await page.locator("#turn-panel").screenshot(path=artifact("turn-before-compaction.png"))
+
+    for turn in (first + 1, later + 1):
+        await page.evaluate(f"location.hash = '#/s/{sid}/turn/{turn}'")
+        summaries, pruned, verdict = await received_panel(page, turn)
+        assert summaries == built.summaries_after[turn - 1]
+        assert pruned == built.pruned_after[turn - 1] and pruned
+        assert "matches the tokens recorded for this turn" in verdict
+        tombstone = page.locator(f'#received .ctx-tool[data-call="{pruned[0]}"]')
+        assert "pruned" in await tombstone.inner_text()
+        reply = page.locator('#received .ctx-item[data-kind="reply"]')
+        assert f"the reply of turn {turn}" in (await reply.text_content() or "")
+    await page.evaluate("document.querySelector('.side').style.maxHeight = 'none'")  # all of it
+    await page.locator("#turn-panel").screenshot(path=artifact("turn-after-compactions.png"))
+    await page.screenshot(path=artifact("compacting-session.png"), full_page=True)
     assert errors == []

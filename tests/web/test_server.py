@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from web_builders import Built, http_get
+from web_builders import Built, Compacting, http_get
 
 from mnesis.errors import DatabaseNotFoundError
 from mnesis.web import InspectorServer, open_store
+from mnesis.web.data import Inspector
 
 
 def base(server: InspectorServer) -> str:
@@ -63,6 +64,8 @@ async def test_bad_queries_get_a_clear_error(server: InspectorServer, built: Bui
         (f"/api/s/{sid}/timeline?page=x", b"whole number"),
         (f"/api/s/{sid}/grep?q=%20", b"needs some text"),
         (f"/api/s/{sid}/turn/999", b"out of range"),
+        (f"/api/s/{sid}/received/0", b"out of range"),
+        (f"/api/s/{sid}/received/13", b"out of range"),
         ("/api/search", b"?q="),
     ):
         sep = "&" if "?" in path else "?"
@@ -86,6 +89,7 @@ async def test_serving_leaves_the_database_file_as_it_was(
         f"/s/{sid}/grep?q=lighthouse",
         f"/s/{sid}/context",
         f"/s/{sid}/turn/5",
+        f"/s/{sid}/received/7",
     ):
         await api(server, path)
     assert hashlib.sha256(Path(db_path).read_bytes()).hexdigest() == before
@@ -168,3 +172,94 @@ async def test_serve_prints_a_url_that_answers_and_stops_when_told(
     assert urls[0].startswith("http://127.0.0.1:") and status == 200 and b"app.js" in page
     stop.set()
     await task
+
+
+async def test_every_turns_rebuilt_context_matches_the_tokens_recorded_for_it(
+    server: InspectorServer, built: Built
+) -> None:
+    for turn in range(1, 13):
+        received = await api(server, f"/s/{built.session_id}/received/{turn}")
+        assert isinstance(received, dict)
+        assert received["check"]["matches"], (turn, received["check"])
+        for kind in received["check"]["kinds"].values():  # each kind, not only the total
+            assert kind["rebuilt"] == kind["recorded"], (turn, received["check"])
+        summaries = received["summaries"]
+        assert len(summaries) == sum(turn > after for after in built.compacted_after)
+
+
+async def test_a_past_turn_shows_the_summaries_and_pruned_outputs_in_effect_then(
+    compacting_server: InspectorServer, compacting: tuple[str, Compacting]
+) -> None:
+    _, built = compacting
+    seen_pruned = seen_summaries = False
+    for turn in range(1, len(built.summaries_after) + 1):
+        received = await api(compacting_server, f"/s/{built.session_id}/received/{turn}")
+        assert isinstance(received, dict)
+        # what the store's view held once the turn before was done is what this turn had
+        assert received["summaries"] == built.summaries_after.get(turn - 1, [])
+        assert received["pruned"] == built.pruned_after.get(turn - 1, [])
+        assert received["check"]["matches"], (turn, received["check"])
+        shown = [
+            call
+            for item in received["items"]
+            for call, state in item["tools"].items()
+            if state == "pruned"
+        ]
+        assert shown == received["pruned"]
+        seen_pruned |= bool(received["pruned"])
+        seen_summaries |= len(received["summaries"]) > 1
+    assert seen_pruned and seen_summaries  # the session did compact several times
+
+
+async def test_a_turn_before_a_compaction_has_the_messages_it_later_summarised(
+    compacting_server: InspectorServer, compacting: tuple[str, Compacting]
+) -> None:
+    _, built = compacting
+    first = next(t for t, ids in sorted(built.summaries_after.items()) if ids)
+    (node_id,) = built.summaries_after[first]
+    node = await compacting_server.inspector.store.get_summary(node_id)
+    sid = built.session_id
+    before = await api(compacting_server, f"/s/{sid}/received/{first}")
+    after = await api(compacting_server, f"/s/{sid}/received/{first + 1}")
+    assert isinstance(before, dict) and isinstance(after, dict)
+    verbatim = {i["seq"] for i in before["items"] if i["kind"] == "message"}
+    assert set(range(node.first_seq, node.last_seq + 1)) <= verbatim
+    assert before["summaries"] == [] and after["summaries"] == [node_id]
+    assert not {i["seq"] for i in after["items"] if i["kind"] == "message"} & set(
+        range(node.first_seq, node.last_seq + 1)
+    )
+    text = json.dumps(after["items"][0]["messages"])
+    assert node_id in text and "lcm_expand" in text  # rendered as the context renders it
+
+
+class CountingStore:
+    """A store that counts the reads that load message bodies."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.body_reads: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._store, name)
+        if name in ("get_messages", "scan_messages", "get_messages_by_id", "get_message"):
+            self.body_reads.append(name)
+        return found
+
+
+async def test_a_first_visit_reads_no_message_bodies_but_the_timeline_pages(
+    built: Built, db_path: str
+) -> None:
+    store = await open_store(db_path)
+    try:
+        counting = CountingStore(store)
+        inspector = Inspector(counting)  # type: ignore[arg-type]
+        sid = built.session_id
+        overview = await inspector.overview(sid)
+        chart = await inspector.chart(sid)
+        dag = await inspector.dag(sid)
+        assert overview["turns"] == 12 and len(chart["points"]) == 12 and len(dag["nodes"]) == 2
+        assert counting.body_reads == []
+        await inspector.timeline(sid, 1)
+        assert counting.body_reads == ["scan_messages"]
+    finally:
+        await store.close()

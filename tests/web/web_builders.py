@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from mnesis import MnesisConfig, MnesisSession, MockProvider, ToolPart
 from mnesis.llm.base import LLMRequest
+from mnesis.store import SQLiteStore
+from mnesis.store.base import PRUNED_MARKER
 
 MODEL = "openai/gpt-4o-mini"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -83,6 +85,71 @@ async def build_session(
             if turn in compact_after:
                 await session.compact()
                 built.compacted_after.append(turn)
+        return built
+
+
+@dataclass
+class Compacting:
+    """A session that pruned and summarised several times, and what its context view
+    held after each turn (read from the store then, compaction done): the
+    summaries in it and the tool calls whose outputs were tombstoned."""
+
+    session_id: str
+    summaries_after: dict[int, list[str]] = field(default_factory=dict)
+    pruned_after: dict[int, list[str]] = field(default_factory=dict)
+
+
+async def build_compacting_session(db_path: str, *, turns: int = 24) -> Compacting:
+    """Automatic compaction on; every third reply is a tool call with a long output,
+    so early passes only prune old outputs and later ones summarise too."""
+    rng = random.Random(11)
+    settings = MnesisConfig.model_validate(
+        {
+            "model_overrides": {"context_limit": 6_000, "max_output_tokens": 500},
+            "compaction": {
+                "compaction_output_budget": 500,
+                "prune_protect_tokens": 300,
+                "prune_minimum_tokens": 100,
+            },
+        }
+    )
+    async with MnesisSession.open(
+        model=MODEL,
+        config=settings,
+        db_path=db_path,
+        provider=MockProvider(summariser),
+        system_prompt="You are a careful harbor-survey assistant.",
+    ) as session:
+        built = Compacting(session.id)
+        watcher = await SQLiteStore(db_path).open()
+        try:
+            for turn in range(1, turns + 1):
+                user = f"Turn {turn}: " + " ".join(rng.choice(VOCAB) for _ in range(40))
+                reply: str | list = f"Reply {turn}: " + " ".join(
+                    rng.choice(VOCAB) for _ in range(20)
+                )
+                if turn % 3 == 0:
+                    reply = [
+                        ToolPart(
+                            tool_name="sounding",
+                            tool_call_id=f"sound_{turn}",
+                            input={"turn": turn},
+                            output=f"depth log {turn}: " + "fathoms 12, " * 150,
+                            status="completed",
+                        )
+                    ]
+                await session.record(user, reply)
+                await session.wait_for_compaction()
+                _, view = await watcher.context_entries(session.id)
+                built.summaries_after[turn] = [e.ref_id for e in view if e.summary is not None]
+                built.pruned_after[turn] = [
+                    p.tool_call_id
+                    for e in view
+                    for p in e.parts
+                    if isinstance(p, ToolPart) and p.output == PRUNED_MARKER
+                ]
+        finally:
+            await watcher.close()
         return built
 
 

@@ -231,6 +231,37 @@ async def cmd_grep(args: argparse.Namespace) -> int:
         await session.close()
 
 
+async def cmd_search(args: argparse.Namespace) -> int:
+    from mnesis import search
+
+    result = await search(
+        args.query,
+        args.session or None,
+        limit=args.limit,
+        offset=args.offset,
+        db_path=args.db,
+        embed_backlog=args.embed,
+    )
+    if args.json:
+        _dump(result.model_dump(mode="json"))
+        return 0
+    for match in result:
+        where = f"in {match.summary_id}" if match.summary_id else "verbatim in context"
+        out.print(
+            f"[bold]{match.score:.4f} #{match.seq} {match.role}[/bold] {_in_markup(match.id)} "
+            f"({_in_markup(match.session_id)}, {_in_markup(where)}, by {match.matched_by})",
+            markup=True,
+        )
+        out.print("  " + escape_controls(match.snippet), markup=False)
+    if not result.matches:
+        out.print("no matches")
+    if not result.semantic:
+        out.print("(words only: pip install 'mnesis[semantic]' for meaning-based recall)")
+    if result.next_offset is not None:
+        out.print(f"more: --offset {result.next_offset}")
+    return 0
+
+
 async def cmd_expand(args: argparse.Namespace) -> int:
     session = await _load(args)
     try:
@@ -300,14 +331,13 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _export_html(args: argparse.Namespace) -> int:
-    from mnesis.store import release_store
     from mnesis.web import Inspector, export_html, open_store
 
     store = await open_store(args.db)
     try:
         text = await export_html(Inspector(store), args.session_id)
     finally:
-        await release_store(store)
+        await store.close()
     output = args.output or f"{args.session_id}.html"
     await asyncio.to_thread(_write_private, output, text)
     _error(f"wrote {output}")
@@ -423,6 +453,13 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_mcp(args: argparse.Namespace) -> int:
+    from mnesis.integrations.mcp_server import serve_stdio  # needs mnesis[mcp]
+
+    await serve_stdio(args.db, max_chars=args.max_chars)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -471,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     grep.add_argument("--limit", type=int, default=20)
     grep.add_argument("--offset", type=int, default=0)
     grep.add_argument("--summary", default=None, help="only under this summary id")
+    search = add("search", cmd_search, "find what was said, by words and meaning")
+    search.add_argument("query")
+    search.add_argument("--session", action="append", help="only this session (repeatable)")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--offset", type=int, default=0)
+    search.add_argument("--embed", action="store_true", help="embed what is missing first")
     expand = add("expand", cmd_expand, "the original messages under a summary")
     expand.add_argument("session_id")
     expand.add_argument("summary_id")
@@ -492,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--dry-run", action="store_true", help="report what would be carried over; change nothing"
     )
+    mcp = add("mcp", cmd_mcp, "serve memory tools to an MCP client (stdio)", json_output=False)
+    mcp.add_argument("--max-chars", type=int, default=12_000, help="cap on one tool output")
     return parser
 
 

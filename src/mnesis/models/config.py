@@ -158,6 +158,20 @@ class SessionConfig(BaseModel):
     max_tool_steps: int = Field(default=10, ge=1)
 
 
+class RecallConfig(BaseModel):
+    """Meaning-based recall: which embedder ``search()`` and its background worker use.
+
+    ``embedder``: ``"auto"`` (the offline default when ``mnesis[semantic]`` is
+    installed, else full text only, said once in the log), ``"local"`` (the
+    offline default, an error without the extra), ``"none"`` (full text only),
+    or a litellm embedding model name (e.g. ``"text-embedding-3-small"``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    embedder: str = Field(default="auto", min_length=1, max_length=200)
+
+
 class MnesisConfig(BaseModel):
     """All of mnesis's configuration.
 
@@ -172,6 +186,7 @@ class MnesisConfig(BaseModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     operators: OperatorConfig = Field(default_factory=OperatorConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
+    recall: RecallConfig = Field(default_factory=RecallConfig)
     model_overrides: dict[str, Any] | None = None
 
     @model_validator(mode="after")

@@ -8,6 +8,8 @@ from mnesis.recall.models import (
     GrepMatch,
     GrepResult,
     MessageDescription,
+    SearchMatch,
+    SearchResult,
     SummaryDescription,
 )
 from mnesis.recall.tools import MEMORY_TOOL_NAMES, memory_tool_handlers, memory_tool_specs
@@ -20,6 +22,8 @@ __all__ = [
     "GrepResult",
     "MessageDescription",
     "Recall",
+    "SearchMatch",
+    "SearchResult",
     "SummaryDescription",
     "memory_tool_handlers",
     "memory_tool_specs",

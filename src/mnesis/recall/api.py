@@ -23,6 +23,7 @@ import regex
 
 from mnesis.errors import InvalidInputError, UnknownIdError
 from mnesis.files.handler import file_status
+from mnesis.llm.embedding import Embedder
 from mnesis.models.message import FileRefPart, MessageWithParts
 from mnesis.recall.models import (
     ExpandResult,
@@ -30,6 +31,7 @@ from mnesis.recall.models import (
     GrepMatch,
     GrepResult,
     MessageDescription,
+    SearchResult,
     SummaryDescription,
 )
 from mnesis.store.base import Store, message_text
@@ -96,6 +98,15 @@ class Recall:
         self.store = store
         self.session_id = session_id
         self.regex_budget = regex_budget
+        self.embedder: Embedder | None = None  # for search(); None: by words only
+
+    async def search(self, query: str, *, limit: int = 10, offset: int = 0) -> SearchResult:
+        """The session's stored history ranked by words and meaning (:mod:`.search`)."""
+        from mnesis.recall.search import HybridSearch
+
+        return await HybridSearch(self.store, self.embedder).search(
+            query, (self.session_id,), limit=limit, offset=offset
+        )
 
     # -- grep -------------------------------------------------------------------
 

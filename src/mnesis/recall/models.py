@@ -111,3 +111,50 @@ class ExpandResult(BaseModel):
     total: int
     offset: int
     next_offset: int | None
+
+
+class SearchMatch(BaseModel):
+    """One stored message (or summary) that a search found, best first.
+
+    ``matched_by`` says which ranking found it: ``"words"`` (the full-text
+    index), ``"meaning"`` (vector similarity) or ``"both"``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["message", "summary"]
+    id: str  # the message's id, or the summary's
+    session_id: str
+    message_id: str | None  # None for a summary
+    seq: int  # the message's; a summary's first covered message's
+    role: str  # "user", "assistant", or "summary"
+    created_at: datetime
+    snippet: str
+    text: str
+    score: float
+    matched_by: Literal["words", "meaning", "both"]
+    summary_id: str | None  # the live summary covering it in the context; None if verbatim
+
+
+class SearchResult(BaseModel):
+    """A page of search matches, best first; ``next_offset`` is None on the last page.
+
+    ``semantic`` is False when no embedder was available (full text only).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    query: str
+    matches: list[SearchMatch]
+    offset: int
+    next_offset: int | None
+    semantic: bool
+
+    def __iter__(self) -> Iterator[SearchMatch]:  # type: ignore[override]
+        return iter(self.matches)
+
+    def __len__(self) -> int:
+        return len(self.matches)
+
+    def __getitem__(self, index: int) -> SearchMatch:
+        return self.matches[index]

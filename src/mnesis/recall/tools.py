@@ -1,4 +1,4 @@
-"""The memory tools a model can call: lcm_grep, lcm_describe, lcm_expand.
+"""The memory tools a model can call: lcm_grep, lcm_describe, lcm_expand, lcm_search.
 
 Their outputs are plain text capped at ``max_chars`` so an expansion cannot
 flood the window; a capped output says how to ask for the next page. The tool
@@ -15,7 +15,7 @@ from mnesis.recall.api import Recall
 from mnesis.recall.models import SummaryDescription
 from mnesis.store.base import message_text
 
-MEMORY_TOOL_NAMES = ("lcm_grep", "lcm_describe", "lcm_expand")
+MEMORY_TOOL_NAMES = ("lcm_grep", "lcm_describe", "lcm_expand", "lcm_search")
 
 
 def memory_tool_specs() -> list[dict[str, Any]]:
@@ -72,6 +72,26 @@ def memory_tool_specs() -> list[dict[str, Any]]:
                         "offset": {"type": "integer", "minimum": 0},
                     },
                     "required": ["summary_id"],
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "lcm_search",
+                "description": (
+                    "Search the full stored history of this conversation by meaning, not just "
+                    "exact words: ask in your own words (e.g. 'which port does the billing "
+                    "server use'). Returns the best matching messages first, with their ids "
+                    "and the summary that covers each."
+                ),
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "query": {"type": "string", "description": "What to look for."},
+                        "offset": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["query"],
                 },
             },
         },
@@ -136,4 +156,23 @@ def memory_tool_handlers(
             )
         return "\n\n".join(out) if out else "the summary covers no messages"
 
-    return {"lcm_grep": lcm_grep, "lcm_describe": lcm_describe, "lcm_expand": lcm_expand}
+    async def lcm_search(query: str, offset: int = 0) -> str:
+        result = await recall.search(query, offset=offset, limit=10)
+        lines = [
+            f"[{m.id} #{m.seq} {m.role}"
+            + (f", in summary {m.summary_id}" if m.summary_id else ", verbatim in context")
+            + f"] {m.snippet}"
+            for m in result
+        ]
+        if not lines:
+            lines = ["no matches"]
+        if result.next_offset is not None:
+            lines.append(f"(more: call lcm_search with offset={result.next_offset})")
+        return _cap("\n".join(lines), max_chars, "(output capped; narrow the query)")
+
+    return {
+        "lcm_grep": lcm_grep,
+        "lcm_describe": lcm_describe,
+        "lcm_expand": lcm_expand,
+        "lcm_search": lcm_search,
+    }

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from mnesis.errors import SessionClosedError
+from mnesis.errors import MnesisStoreError, SessionClosedError
 from mnesis.events.bus import EventBus, Handler, MnesisEvent
 from mnesis.files import LargeFileHandler
 from mnesis.llm import LLMProvider
@@ -39,6 +39,7 @@ from mnesis.models.results import (
 from mnesis.session import inputs
 from mnesis.session.compaction import CompactionScheduler
 from mnesis.session.core import SessionCore
+from mnesis.session.embedding import SessionEmbedding
 from mnesis.session.history import StoredHistory
 from mnesis.session.live_context import copy_chat_message
 from mnesis.session.opening import SessionOpener, create_core, load_core, stored_sessions
@@ -47,6 +48,7 @@ from mnesis.session.tools import ToolHandler, ToolLoop
 from mnesis.session.turn import OnPart, TurnRequest, TurnRunner
 from mnesis.session.writer import SessionWriter
 from mnesis.store import release_store
+from mnesis.store.base import Erasure
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -71,6 +73,14 @@ class MnesisSession(StoredHistory):
         self._detached = DetachedTurns()
         self._turn_lock = asyncio.Lock()
         self._closed = False
+        try:
+            self._embedding = SessionEmbedding(core.store, core.id, core.config, core.bus)
+        except BaseException:  # an embedder that cannot be used: nothing is kept open
+            self._closed = True
+            asyncio.get_running_loop().create_task(release_store(core.store))
+            raise
+        self._recall.embedder = self._embedding.embedder
+        self._hint_words_only = self._embedding.hint_words_only
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -194,7 +204,48 @@ class MnesisSession(StoredHistory):
         await self._compaction.finish(abort=abort_compaction)
         self._core.bus.publish(MnesisEvent.SESSION_CLOSED, {"session_id": self.id})
         await self._core.bus.drain()
+        await self._embedding.close()
         await release_store(self._store)
+
+    async def erase(self) -> None:
+        """Delete this session and everything stored for it, then close it.
+
+        For data that must go (a privacy request): unlike every other write
+        this removes rows, and nothing brings them back. A background
+        compaction pass is cancelled first; sessions whose parent this was keep
+        their own rows. ``MnesisSession.create(session_id=...)`` may reuse the id.
+
+        Raises:
+            MnesisStoreError: The store cannot erase (not a mnesis backend).
+        """
+        self._check_open()
+        store = self._store
+        if not isinstance(store, Erasure):
+            raise MnesisStoreError(f"{type(store).__name__} cannot erase sessions")
+        self._compaction.stop_starting()
+        await self._detached.wait()
+        async with self._turn_lock:
+            await self._compaction.finish(abort=True)
+            await store.erase_session(self.id)
+        await self.close(abort_compaction=True)
+
+    async def erase_latest_message(self, message_id: str) -> None:
+        """Delete the session's latest message, for data that must go; the next
+        context no longer holds it. Only a message still verbatim at the end of
+        the context can be erased alone (else :meth:`erase` the session).
+
+        Raises:
+            InvalidInputError: Not the latest message, summarised, or pinned.
+            MnesisStoreError: The store cannot erase (not a mnesis backend).
+        """
+        self._check_open()
+        store = self._store
+        if not isinstance(store, Erasure):
+            raise MnesisStoreError(f"{type(store).__name__} cannot erase messages")
+        async with self._turn_lock:
+            await self._compaction.wait()
+            await store.erase_latest_message(self.id, message_id)
+            await self._live.reload()
 
     async def __aenter__(self) -> MnesisSession:
         return self
@@ -233,6 +284,13 @@ class MnesisSession(StoredHistory):
     @property
     def config(self) -> MnesisConfig:
         return self._core.config
+
+    @property
+    def db_url(self) -> str:
+        """Where the session is stored, as ``db_path=`` takes it: a SQLite file's
+        path or a PostgreSQL URL."""
+        url = str(getattr(self._store, "url", ""))
+        return url.removeprefix("sqlite:///")
 
     @property
     def limits(self) -> ModelLimits:
@@ -457,6 +515,48 @@ class MnesisSession(StoredHistory):
             await self._after_write()
         return recorded
 
+    async def record_user(
+        self,
+        message: str | list[MessagePart],
+        *,
+        files: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> str:
+        """Store a user message alone, for an SDK that answers it in several steps
+        (an agent loop); store each reply with :meth:`record_reply`. Returns its id."""
+        self._check_open()
+        parts = inputs.user_parts(message) + await inputs.file_parts(files, self._files)
+        async with self._turn_lock:
+            self._check_open(allow_closing=True)
+            message_id = await self._turns.record_user(parts)
+            await self._after_write()
+        return message_id
+
+    async def record_reply(
+        self,
+        assistant_response: str | list[MessagePart],
+        *,
+        tokens: TokenUsage | None = None,
+        finish_reason: str = "stop",
+    ) -> RecordResult:
+        """Store one reply of your model that follows the stored conversation
+        (after :meth:`record_user`, a tool result, or another reply).
+
+        As :meth:`record` does for a whole turn: usage estimated without
+        ``tokens``, doom loops detected, compaction started past the soft
+        threshold. The result's ``user_message_id`` is ``""``.
+        """
+        self._check_open()
+        inputs.check_tokens(tokens)
+        inputs.check_finish_reason(finish_reason)
+        parts = inputs.assistant_parts(assistant_response)
+        async with self._turn_lock:
+            self._check_open(allow_closing=True)
+            recorded = await self._turns.record_reply(
+                parts, tokens=tokens, finish_reason=finish_reason
+            )
+            await self._after_write()
+        return recorded
+
     async def record_tool_result(
         self, tool_call_id: str, output: str | None = None, *, error: str | None = None
     ) -> None:
@@ -485,6 +585,13 @@ class MnesisSession(StoredHistory):
             result = await self._compaction.run_now()
             await self._after_write()
         return result
+
+    async def wait_for_embeddings(self) -> None:
+        """Wait until the background worker has embedded everything this session
+        stored (returns at once without an embedder)."""
+        self._check_open()
+        if self._embedding.worker is not None:
+            await self._embedding.worker.drain()
 
     async def wait_for_compaction(self) -> CompactionResult | None:
         """Wait for a running background pass; its result (None if none ever ran)."""

@@ -19,9 +19,11 @@ from mnesis.recall import (
     GrepResult,
     MessageDescription,
     Recall,
+    SearchResult,
     SummaryDescription,
     memory_tool_specs,
 )
+from mnesis.session.embedding import warn_words_only
 from mnesis.store import Store
 from mnesis.store.records import SummaryRecord
 
@@ -156,6 +158,7 @@ class StoredHistory:
         self._recall = Recall(store, session_id)
         self._session_id = session_id
         self._turn_log = TurnLog(store, session_id, stored_turns)
+        self._hint_words_only = False  # search() says once how to enable meaning-based recall
 
     def _check_open(self, *, allow_closing: bool = False) -> None:
         raise NotImplementedError
@@ -270,6 +273,21 @@ class StoredHistory:
         self._check_open()
         return await self._recall.expand(summary_id, limit=limit, offset=offset)
 
+    async def search(self, query: str, *, limit: int = 10, offset: int = 0) -> SearchResult:
+        """Find what was said, even when asked in other words, best match first.
+
+        Ranks the whole stored history (summarised and pruned messages, tool
+        calls and results, summary texts) by its words and, with an embedder
+        (``mnesis[semantic]``), by meaning; each match names the summary that
+        covers it now (``None`` if verbatim). Messages the background worker has
+        not embedded yet are found by their words.
+        """
+        self._check_open()
+        if self._recall.embedder is None and self._hint_words_only:
+            warn_words_only()
+        return await self._recall.search(query, limit=limit, offset=offset)
+
     def memory_tools(self) -> list[dict[str, Any]]:
-        """Definitions of ``lcm_grep``, ``lcm_describe``, ``lcm_expand`` (OpenAI format)."""
+        """Definitions of ``lcm_grep``, ``lcm_describe``, ``lcm_expand``, ``lcm_search``
+        (OpenAI format)."""
         return memory_tool_specs()

@@ -371,6 +371,42 @@ class TurnRunner:
             doom_loop_detected=doom,
         )
 
+    async def record_user(self, parts: list[MessagePart]) -> str:
+        """A user message alone, which the caller's SDK answers step by step
+        (:meth:`record_reply`); the caller holds the turn lock."""
+        await self.core.live.reload_if_expected()
+        await self.compaction.wait_until_under_hard_limit()
+        return await self.writer.append_user(parts)
+
+    async def record_reply(
+        self, parts: list[MessagePart], *, tokens: TokenUsage | None, finish_reason: str
+    ) -> RecordResult:
+        """One reply of the caller's model, after the user message it answers was
+        stored; a step of the turn as :meth:`record` stores a whole one."""
+        core = self.core
+        await core.live.reload_if_expected()
+        hard = await self.compaction.wait_until_under_hard_limit()
+        message = core.counter.counted_message(
+            new_id("msg"), "assistant", parts, time.time(), finish_reason=finish_reason
+        )
+        usage = tokens or TokenUsage(input=core.context_tokens(), output=message.token_count)
+        cost = core.limits.cost(tokens) if tokens is not None else 0.0
+        message = dataclasses.replace(message, tokens=usage, cost=cost)
+        snapshot = self.writer.snapshot(
+            extra_tokens=message.token_count + MESSAGE_OVERHEAD, hard_result=hard
+        )
+        await self.writer.append_turn((message,), usage, cost, snapshot)
+        calls = [p for p in parts if isinstance(p, ToolPart)]
+        doom = self.tools.detect_doom_loop(message.id, calls)
+        started = self.compaction.start_if_past_soft_limit()
+        return RecordResult(
+            user_message_id="",
+            assistant_message_id=message.id,
+            tokens=usage,
+            compaction_triggered=started or hard is not None,
+            doom_loop_detected=doom,
+        )
+
 
 _AUTH_ERRORS = frozenset(
     {"AuthenticationError", "CallerCredentialAuthenticationError", "PermissionDeniedError"}

@@ -25,6 +25,7 @@ from mnesis.store.registry import (
     describe_location,
     is_postgres_url,
     migrate_040,
+    open_read_only,
     release_store,
     resolve_db_url,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "describe_location",
     "is_postgres_url",
     "migrate_040",
+    "open_read_only",
     "release_store",
     "resolve_db_url",
 ]

@@ -14,7 +14,8 @@ The protocol is a small required core, :class:`MessageLog`, plus one
 sub-protocol per capability (:class:`SummaryDAG`, :class:`RecallIndex`,
 :class:`FileRefs`, :class:`MapRuns`, :class:`CompactionLocks`,
 :class:`ReplyDrafts`); :class:`Store`
-is all of them, which every mnesis backend provides. Each capability is
+is all of them, which every mnesis backend provides (:class:`VectorIndex`, for
+meaning-based recall, stands apart). Each capability is
 ``runtime_checkable``, so ``isinstance(store, MapRuns)`` is its type guard.
 """
 
@@ -27,6 +28,7 @@ from mnesis.models.info import SessionInfo
 from mnesis.models.message import FileRefPart, MessageWithParts, TokenUsage
 from mnesis.models.results import TurnSnapshot
 from mnesis.store.drafts import ReplyDraft
+from mnesis.store.outline import SessionOutline
 from mnesis.store.records import (
     PRUNED_MARKER,
     PRUNED_MARKER_TOKENS,
@@ -44,6 +46,7 @@ from mnesis.store.records import (
     message_text,
     searchable_text,
 )
+from mnesis.store.vectors import EmbeddingBacklog, EmbeddingTask, NewEmbedding, StoredEmbedding
 
 __all__ = [
     "PRUNED_MARKER",
@@ -53,6 +56,7 @@ __all__ = [
     "ContextChanges",
     "ContextEntry",
     "ContextMark",
+    "Erasure",
     "FileRefs",
     "MapRuns",
     "MessageLog",
@@ -62,11 +66,13 @@ __all__ = [
     "RecallIndex",
     "ReplyDraft",
     "ReplyDrafts",
+    "SessionOutlines",
     "SessionRecord",
     "Store",
     "SummaryDAG",
     "SummaryRecord",
     "ToolResult",
+    "VectorIndex",
     "merge_tool_result",
     "message_text",
     "searchable_text",
@@ -307,6 +313,82 @@ class ReplyDrafts(Protocol):
         """Replace an abandoned draft by ``interrupted``, a failed message with the
         draft's id and text, atomically; False (nothing stored) when it is gone
         already or its reply was stored."""
+        ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Vectors of stored texts per embedder, for meaning-based recall (not part of
+    :class:`Store`: a backend without it still serves full-text recall)."""
+
+    async def embedding_backlog(
+        self, session_id: str, embedder: str, *, after_seq: int = 0, limit: int = 200
+    ) -> EmbeddingBacklog:
+        """Bodies of the ``limit`` messages after ``after_seq`` with no vector yet."""
+        ...
+
+    async def summary_backlog(
+        self, session_id: str, embedder: str, *, limit: int = 50
+    ) -> list[EmbeddingTask]:
+        """Summaries of the session with no vector yet."""
+        ...
+
+    async def save_embeddings(self, embedder: str, rows: tuple[NewEmbedding, ...]) -> None:
+        """Store vectors in one transaction; a chunk stored already stays as it is."""
+        ...
+
+    async def load_embeddings(
+        self, session_id: str, embedder: str, *, after_id: int = 0, limit: int = 10_000
+    ) -> list[StoredEmbedding]:
+        """The session's vectors stored after ``after_id``, in storage order."""
+        ...
+
+    async def count_embeddings(self, session_id: str, embedder: str) -> int:
+        """How many chunks of the session have a stored vector (empty ones included)."""
+        ...
+
+    async def summaries_with(
+        self, session_id: str, word: str, *, limit: int = 50
+    ) -> list[tuple[str, str]]:
+        """``(id, text)`` of summaries whose text holds ``word`` (any case), oldest first."""
+        ...
+
+
+@runtime_checkable
+class Erasure(Protocol):
+    """Deleting what was stored, for data that must go (a privacy request); the one
+    exception to appending, and not part of :class:`Store`: check with ``isinstance``."""
+
+    async def erase_session(self, session_id: str) -> None:
+        """Delete the session and every row holding its content, in one transaction:
+        messages, parts, summaries, pins, the context view, snapshots, drafts,
+        vectors and full-text entries; sessions it parented only lose the link.
+
+        Raises:
+            SessionNotFoundError: No session with that id.
+        """
+        ...
+
+    async def erase_latest_message(self, session_id: str, message_id: str) -> AppendOutcome:
+        """Delete the session's latest message while it is verbatim at the end of the
+        context (not pinned), with its parts, vectors and full-text entries.
+
+        Raises:
+            InvalidInputError: It is not the latest message, or not verbatim at the end.
+        """
+        ...
+
+
+@runtime_checkable
+class SessionOutlines(Protocol):
+    """A session's history as numbers and times, for readers that lay out a long
+    history (the web inspector); not part of :class:`Store`."""
+
+    async def session_outline(self, session_id: str) -> SessionOutline:
+        """Every message's role, status, time and tokens, every tool call's tokens
+        and result/prune times, every turn's snapshot and append time, the summary
+        nodes with their sources and the pins, read in one snapshot without parsing
+        any part. ``SessionNotFoundError`` if there is no such session."""
         ...
 
 

@@ -16,8 +16,9 @@ import asyncio
 import os
 import threading
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mnesis.errors import ConfigError, DatabaseNotFoundError
+from mnesis.errors import ConfigError, DatabaseNotFoundError, MnesisStoreError
 from mnesis.models.config import StoreConfig
 from mnesis.store.base import Store
 from mnesis.store.postgres import PostgresStore, redact_url
@@ -138,6 +139,59 @@ async def acquire_store(url: str, config: StoreConfig, *, create: bool = True) -
             return new
     await new.close()
     return store
+
+
+async def open_read_only(url: str, config: StoreConfig) -> Store:
+    """A store for ``url`` that only reads, for viewers (the inspector, the MCP
+    server): nothing is created, switched to WAL or migrated; close it when done.
+
+    Raises:
+        DatabaseNotFoundError: There is no mnesis database there.
+        MnesisStoreError: It cannot be read as it is (an older schema, say).
+    """
+    if not url or not url.strip():
+        raise ConfigError("the database path or URL is empty")
+    if "\0" in url:
+        raise ConfigError("the database path or URL contains a NUL character")
+    if is_postgres_url(url):
+        try:
+            return await _open(_read_only_dsn(url), config, create=False)
+        except MnesisStoreError as exc:
+            # Opening migrates a blank or older schema: refused by the server here.
+            if type(exc.__cause__).__name__ != "ReadOnlySQLTransactionError":
+                raise
+            raise MnesisStoreError(
+                f"{describe_location(url)[0]} has no mnesis schema, or an older one, and "
+                "this viewer only reads: open it once with mnesis (a session, say) first"
+            ) from exc
+    path = _sqlite_path(url)
+    if path is None:
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r} (use a file path, sqlite:///path "
+            "or postgresql://...)"
+        )
+    if path == ":memory:":
+        raise ConfigError("an in-memory database holds no stored sessions to read")
+    return await SQLiteStore(
+        os.path.expanduser(path),  # noqa: ASYNC240 - string work, no I/O
+        wal_mode=False,
+        timeout=config.connection_timeout,
+        create=False,
+        read_only=True,
+    ).open()
+
+
+def _read_only_dsn(url: str) -> str:
+    """``url`` with every transaction of its connections read-only (a server setting)."""
+    parts = urlsplit(url.strip())
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k != "default_transaction_read_only"
+    ]
+    query.append(("default_transaction_read_only", "on"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 async def release_store(store: Store) -> None:

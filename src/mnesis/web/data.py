@@ -2,16 +2,17 @@
 
 Read-only by construction: it calls only the store's reads and recall (grep,
 describe, expand), never a session, whose load settles abandoned reply drafts
-(a write). Per-session derived data (the turn index, the snapshots, the DAG)
-is kept while the session's row is unchanged, so paging a 20,000-turn
-session's timeline reads only the page's messages.
+(a write). A session's first request reads its outline (numbers and times, no
+message text: see :mod:`mnesis.store.outline`), from which the turn index, the
+chart, the DAG and each past turn's context are derived; message bodies are
+read only for the timeline page or the turn shown. The derived state is kept
+while the session's row is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,21 @@ from mnesis.recall import Recall
 from mnesis.session.opening import stored_config
 from mnesis.session.tokens import TokenCounter
 from mnesis.store import Store
+from mnesis.store.base import SessionOutlines
+from mnesis.store.outline import MessageOutline, SessionOutline, ToolOutline
 from mnesis.store.records import SummaryRecord
-from mnesis.web.index import SessionIndex, build_index
+from mnesis.web.index import SessionIndex, build_index, turn_after
+from mnesis.web.replay import (
+    check,
+    entry_at,
+    matching_view,
+    recorded_sum,
+    rendered,
+    summary_entry,
+    tokens_at,
+    tool_at,
+    view_before,
+)
 from mnesis.web.shapes import (
     context_entry_json,
     grep_json,
@@ -38,22 +52,46 @@ from mnesis.web.shapes import (
 
 PAGE_TURNS = 50
 CHART_POINTS = 800  # above this many turns the chart shows each bucket's fullest turn
+MAX_CUTOFFS = 64  # changes between two turns tried when rebuilding a turn's context
+LOOKBACK = 8
+EXPORT_TURNS = 20  # an export carries the rebuilt context of this many latest turns
 
 
 @dataclass(slots=True)
 class SessionState:
-    """What is derived once per stored state of a session."""
+    """What is derived once per stored state of a session, from its outline."""
 
     key: tuple[Any, ...]
     info: SessionInfo
     system_prompt: str
     window: dict[str, int]
+    outline: SessionOutline
     index: SessionIndex
     snapshots: list[TurnSnapshot]
+    turn_times: list[float]  # each turn's append time, never decreasing
     summaries: dict[str, SummaryRecord]
     children: dict[str, list[str]]
+    parent: dict[str, str]  # a message's or node's direct covering node
     in_context: list[str]
     pinned: set[str]
+    tools: dict[str, list[ToolOutline]]  # a message's tool calls
+    positions: dict[str, int]  # a message's place in ``outline.messages``
+    _counter: TokenCounter | None = None
+
+    @property
+    def counter(self) -> TokenCounter:
+        """The session model's token counter, made on first use (loading a tokenizer
+        takes a while, and only the context views need it)."""
+        if self._counter is None:
+            self._counter = TokenCounter(self.info.model)
+        return self._counter
+
+    def top_of(self, ref_id: str) -> str | None:
+        """The node that covers a message in the context now (the top of its chain)."""
+        node = self.parent.get(ref_id)
+        while node is not None and node in self.parent:
+            node = self.parent[node]
+        return node
 
 
 class Inspector:
@@ -108,6 +146,8 @@ class Inspector:
     async def _read_state(
         self, session_id: str, info: SessionInfo, key: tuple[Any, ...]
     ) -> SessionState:
+        if not isinstance(self.store, SessionOutlines):
+            raise InvalidInputError("this store cannot outline a session (no session_outline)")
         record = await self.store.get_session(session_id)
         config = stored_config(record.config_json)
         limits = resolve_limits(record.model, config.model_overrides)
@@ -119,43 +159,39 @@ class Inspector:
             "soft": int(usable * config.compaction.soft_threshold_fraction),
             "hard": usable,
         }
-        index = await build_index(self.store, session_id)
-        snapshots = await self.store.snapshots(session_id)
-        _, entries = await self.store.context_entries(session_id)
-        summaries, children = await self._dag(entries)
+        outline = await self.store.session_outline(session_id)
+        summaries = {s.id: s for s in outline.summaries}
+        parent = {ref: node for node, refs in outline.sources.items() for ref in refs}
+        children = {
+            node: [ref for ref in outline.sources.get(node, ()) if ref in summaries]
+            for node in summaries
+        }
+        tools: dict[str, list[ToolOutline]] = {}
+        for tool in outline.tools:
+            tools.setdefault(tool.message_id, []).append(tool)
+        turn_times: list[float] = []
+        for turn in outline.turns:  # a clock step back is flattened so the list stays sorted
+            turn_times.append(max(turn.created_at, turn_times[-1] if turn_times else 0.0))
+        live = sorted(
+            (s for s in outline.summaries if s.id not in parent), key=lambda s: s.first_seq
+        )
         return SessionState(
             key=key,
             info=info,
             system_prompt=record.system_prompt,
             window=window,
-            index=index,
-            snapshots=snapshots,
+            outline=outline,
+            index=build_index(outline.messages),
+            snapshots=[t.snapshot for t in outline.turns],
+            turn_times=turn_times,
             summaries=summaries,
             children=children,
-            in_context=[e.ref_id for e in entries if e.kind == "summary"],
-            pinned={e.ref_id for e in entries if e.pinned},
+            parent=parent,
+            in_context=[s.id for s in live],
+            pinned=set(outline.pins),
+            tools=tools,
+            positions={m.id: i for i, m in enumerate(outline.messages)},
         )
-
-    async def _dag(
-        self, entries: Sequence[Any]
-    ) -> tuple[dict[str, SummaryRecord], dict[str, list[str]]]:
-        """Every summary node reachable from the context, and each node's child nodes."""
-        pending = [e.summary for e in entries if e.summary is not None]
-        found: dict[str, SummaryRecord] = {}
-        children: dict[str, list[str]] = {}
-        while pending:
-            node = pending.pop()
-            if node.id in found:
-                continue
-            found[node.id] = node
-            children[node.id] = []
-            if node.kind == "condensed":
-                for kind, source_id in await self.store.summary_sources(node.id):
-                    if kind == "summary":
-                        children[node.id].append(source_id)
-                        if source_id not in found:
-                            pending.append(await self.store.get_summary(source_id))
-        return found, children
 
     async def overview(self, session_id: str) -> dict[str, Any]:
         """The session page's header: the session, its window and how it pages."""
@@ -189,8 +225,8 @@ class Inspector:
             point["compaction_triggered"] = any(s.compaction_triggered for s in bucket)
             points.append(point)
         passes: dict[int, dict[str, Any]] = {}
-        for node in sorted(state.summaries.values(), key=lambda s: s.created_at):
-            turn = state.index.turn_at_time(node.created_at * 1000)
+        for node in state.outline.summaries:
+            turn = turn_after(state.turn_times, node.created_at)
             mark = passes.setdefault(turn, {"turn": turn, "level": 0, "nodes": []})
             mark["level"] = max(mark["level"], node.level_used)
             mark["nodes"].append(node.id)
@@ -220,7 +256,7 @@ class Inspector:
             if len(chunk) < 500:
                 break
             after = chunk[-1].message.seq
-        covered = await self.store.covering_summaries(session_id, tuple(m.id for m in messages))
+        covered = {m.id: top for m in messages if (top := state.top_of(m.id)) is not None}
         shown = {
             sid: summary_json(state.summaries[sid], state.children.get(sid, []), True)
             for sid in dict.fromkeys(covered.values())
@@ -246,9 +282,10 @@ class Inspector:
     async def page_of_turn(self, session_id: str, turn: int) -> int:
         """The timeline page that shows ``turn``."""
         state = await self.state(session_id)
-        if not 0 <= turn <= max(state.index.turn_count, 1):
+        if not 0 <= turn <= state.index.turn_count + 1:
             raise InvalidInputError(f"turn {turn} is out of range (1..{state.index.turn_count})")
-        return max(1, math.ceil(turn / PAGE_TURNS))
+        pages = max(1, math.ceil(state.index.turn_count / PAGE_TURNS))
+        return min(pages, max(1, math.ceil(turn / PAGE_TURNS)))
 
     async def dag(self, session_id: str) -> dict[str, Any]:
         """Every summary node, its child nodes and whether it is in the context now."""
@@ -259,6 +296,7 @@ class Inspector:
             for node in sorted(state.summaries.values(), key=lambda s: (s.first_seq, -s.depth))
         ]
         for node in nodes:
+            del node["text"]  # drawn without it; a click reads describe()
             node["turns"] = [
                 state.index.turn_of_seq(node["first_seq"]),
                 state.index.turn_of_seq(node["last_seq"]),
@@ -314,7 +352,7 @@ class Inspector:
         state = await self.state(session_id)
         _, entries = await self.store.context_entries(session_id)
         window = ContextWindow(entries)
-        system_tokens = TokenCounter(state.info.model).system_prompt_tokens(state.system_prompt)
+        system_tokens = state.counter.system_prompt_tokens(state.system_prompt)
         return {
             "entries": [context_entry_json(e) for e in entries],
             "messages": window.messages(state.system_prompt or None),
@@ -331,8 +369,8 @@ class Inspector:
         snapshot = state.snapshots[turn - 1]
         passes = [
             node.id
-            for node in state.summaries.values()
-            if state.index.turn_at_time(node.created_at * 1000) == turn
+            for node in state.outline.summaries
+            if turn_after(state.turn_times, node.created_at) == turn
         ]
         return {
             "turn": turn,
@@ -345,8 +383,98 @@ class Inspector:
             "window": state.window,
         }
 
+    async def received(self, session_id: str, turn: int) -> dict[str, Any]:
+        """What the model had on ``turn``: the context view rebuilt from the log as it
+        was when the turn was stored, rendered as the request's messages, then the
+        turn's reply, checked against the tokens recorded for the turn."""
+        state = await self.state(session_id)
+        if not 1 <= turn <= len(state.snapshots):
+            raise InvalidInputError(f"turn {turn} is out of range (1..{len(state.snapshots)})")
+        recorded = state.snapshots[turn - 1].context_tokens
+        if turn > state.index.turn_count:
+            return {
+                "turn": turn,
+                "rebuilt": False,
+                "reason": f"the log holds {state.index.turn_count} complete replies for "
+                f"{len(state.snapshots)} recorded turns, so turn {turn} has no reply to "
+                "rebuild from (messages were stored without a turn, or imported)",
+                "recorded": recorded.model_dump(),
+                "window": state.window,
+            }
+        outline = state.outline
+        system_tokens = state.counter.system_prompt_tokens(state.system_prompt)
+        views = [
+            view_before(
+                outline.messages,
+                state.index.replies[turn - 1],
+                outline.summaries,
+                outline.sources,
+                cutoff,
+                state.turn_times[turn - 1],
+            )
+            for cutoff in _cutoffs(state, turn)
+        ]
+        view = matching_view(views, state.tools, system_tokens, recorded.total) or views[0]
+        wanted = [i.id for i in view.items if isinstance(i, MessageOutline)] + [view.reply.id]
+        bodies = {m.id: m for m in await self.store.get_messages_by_id(session_id, tuple(wanted))}
+        entries, items = [], []
+        for item in view.items:
+            if isinstance(item, SummaryRecord):
+                entry = summary_entry(item)
+                items.append(rendered(entry, {}, pinned=False))
+            else:
+                tools = state.tools.get(item.id, [])
+                entry = entry_at(bodies[item.id], item, tools, view.cutoff)
+                pinned_at = outline.pins.get(item.id)
+                items.append(
+                    rendered(
+                        entry,
+                        {t.tool_call_id: tool_at(t, view.cutoff) for t in tools},
+                        pinned=pinned_at is not None and pinned_at <= view.cutoff,
+                    )
+                )
+            entries.append(entry)
+        reply_tools = state.tools.get(view.reply.id, [])
+        reply = entry_at(bodies[view.reply.id], view.reply, reply_tools, view.stored)
+        reply_tokens = tokens_at(view.reply, reply_tools, view.stored)
+        window = ContextWindow(entries)
+        rebuilt = recorded_sum(window, system_tokens, reply_tokens)
+        return {
+            "turn": turn,
+            "rebuilt": True,
+            "cutoff": round(view.cutoff * 1000),
+            "system": {"content": state.system_prompt, "tokens": system_tokens},
+            "items": items,
+            "request_messages": len(window.messages(state.system_prompt or None)),
+            "reply": rendered(
+                reply,
+                {t.tool_call_id: tool_at(t, view.stored) for t in reply_tools},
+                pinned=False,
+            )
+            | {"tokens": reply_tokens},
+            "summaries": [i.id for i in view.items if isinstance(i, SummaryRecord)],
+            "pruned": [
+                t.tool_call_id
+                for i in view.items
+                if isinstance(i, MessageOutline)
+                for t in state.tools.get(i.id, [])
+                if tool_at(t, view.cutoff) == "pruned"
+            ],
+            "check": check(rebuilt, recorded),
+            "late": [  # made before the turn was stored, yet not in the context it had
+                s.id for s in outline.summaries if view.cutoff < s.created_at <= view.stored
+            ]
+            + [
+                t.tool_call_id
+                for t in outline.tools
+                if t.pruned_at is not None and view.cutoff < t.pruned_at <= view.stored
+            ],
+            "window": state.window,
+        }
+
     async def export(self, session_id: str) -> dict[str, Any]:
-        """Everything the session page shows, for a file that opens without a server."""
+        """Everything the session page shows, for a file that opens without a server
+        (the rebuilt context of the last :data:`EXPORT_TURNS` turns only)."""
         overview = await self.overview(session_id)
         pages = [await self.timeline(session_id, p) for p in range(1, overview["pages"] + 1)]
         dag = await self.dag(session_id)
@@ -355,6 +483,7 @@ class Inspector:
             for node in dag["nodes"]
         }
         state = await self.state(session_id)
+        turns = len(state.snapshots)
         return {
             "overview": overview,
             "chart": await self.chart(session_id),
@@ -363,7 +492,25 @@ class Inspector:
             "summaries": expansions,
             "context": await self.context(session_id),
             "turns": [snapshot_json(s) for s in state.snapshots],
+            "received": {
+                t: await self.received(session_id, t)
+                for t in range(max(1, turns - EXPORT_TURNS + 1), turns + 1)
+            },
         }
+
+
+def _cutoffs(state: SessionState, turn: int) -> list[float]:
+    """The times the context of ``turn`` may have been read at, latest first: when
+    the turn was stored, then just before each change to the view made since the
+    turn before it (a summary, a prune, a tool result): a background compaction
+    may commit while a turn runs, after its request was assembled."""
+    cutoff = state.turn_times[turn - 1]
+    since = state.turn_times[turn - 2 - LOOKBACK] if turn > 1 + LOOKBACK else -math.inf
+    times = {s.created_at for s in state.outline.summaries}
+    for tool in state.outline.tools:
+        times.update(t for t in (tool.pruned_at, tool.completed_at) if t is not None)
+    changes = sorted((t for t in times if since < t <= cutoff), reverse=True)
+    return [cutoff] + [math.nextafter(t, -math.inf) for t in changes[:MAX_CUTOFFS]]
 
 
 def _checked_query(query: str) -> str:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from mnesis.errors import InvalidInputError, SessionNotFoundError, UnknownIdError
 from mnesis.models.config import StoreConfig
-from mnesis.store import Store, acquire_store, release_store, resolve_db_url
+from mnesis.store import Store, open_read_only, resolve_db_url
 from mnesis.web.data import Inspector
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,6 @@ class InspectorServer:
         self.inspector = Inspector(store)
         self.token = token or secrets.token_urlsafe(24)
         self._server: asyncio.Server | None = None
-        self._warming: asyncio.Task[None] | None = None
         self._routes: list[tuple[re.Pattern[str], _Handler]] = [
             (re.compile(r"/api/sessions"), self._sessions),
             (re.compile(r"/api/search"), self._search),
@@ -87,6 +86,7 @@ class InspectorServer:
             (re.compile(r"/api/s/([^/]+)/grep"), self._grep),
             (re.compile(r"/api/s/([^/]+)/context"), self._context),
             (re.compile(r"/api/s/([^/]+)/turn/(\d+)"), self._turn),
+            (re.compile(r"/api/s/([^/]+)/received/(\d+)"), self._received),
         ]
 
     @property
@@ -102,26 +102,12 @@ class InspectorServer:
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{self.port}/?token={quote(self.token)}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, warm: int = 0) -> None:
-        """Listen on ``host:port`` (0: any free port); with ``warm``, derive the
-        ``warm`` newest sessions' turn indexes in the background meanwhile, so
-        their first page load does not wait for a whole-history read."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (0: any free port)."""
         self._server = await asyncio.start_server(self._serve, host, port)
-        if warm:
-            self._warming = asyncio.create_task(self._warm(warm))
-
-    async def _warm(self, count: int) -> None:
-        try:
-            for info in (await self.inspector.store.list_sessions())[:count]:
-                await self.inspector.state(info.id)
-        except Exception:  # a page load reports the same failure to the person
-            log.exception("mnesis serve: warming the session indexes failed")
 
     async def close(self) -> None:
         """Stop listening and wait for the open connections to end."""
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -231,6 +217,9 @@ class InspectorServer:
     async def _turn(self, session_id: str, turn: str, query: dict[str, list[str]]) -> Any:
         return await self.inspector.turn(session_id, int(turn))
 
+    async def _received(self, session_id: str, turn: str, query: dict[str, list[str]]) -> Any:
+        return await self.inspector.received(session_id, int(turn))
+
 
 def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> str:
     values = query.get(name)
@@ -254,9 +243,9 @@ def _int(query: dict[str, list[str]], name: str, default: int) -> int:
 
 async def open_store(db: str | None) -> Store:
     """The store of ``db`` (path or URL; default as sessions find theirs), opened
-    without creating a database that does not exist."""
+    read-only: nothing is created, migrated or written."""
     config = StoreConfig()
-    return await acquire_store(resolve_db_url(db, config), config, create=False)
+    return await open_read_only(resolve_db_url(db, config), config)
 
 
 async def serve(
@@ -279,10 +268,10 @@ async def serve(
     store = await open_store(db)
     server = InspectorServer(store)
     try:
-        await server.start(host, port, warm=3)
+        await server.start(host, port)
         if ready is not None:
             ready(server.url(host))
         await (stop or asyncio.Event()).wait()
     finally:
         await server.close()
-        await release_store(store)
+        await store.close()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from mnesis.store.postgres.text import tsquery, tsvector_chunks
-from mnesis.store.sql.statements import Steps, Stmt, all_rows, many
+from mnesis.store.sql.statements import Steps, Stmt, all_rows, execute, many
 
 T = TypeVar("T")
 
@@ -23,8 +23,8 @@ class PostgresDialect:
 
     locked_from_begin = False
 
-    def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
-        return many(
+    def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Steps[None]:
+        yield many(
             "INSERT INTO search_index (key, chunk, session_id, tsv) VALUES (?, ?, ?, ?::tsvector)",
             [
                 (key, n, session_id, vector)
@@ -33,11 +33,13 @@ class PostgresDialect:
             ],
         )
 
-    def search(self, session_id: str, terms: Sequence[str], after: int, limit: int) -> Stmt | None:
+    def search(
+        self, session_id: str, terms: Sequence[str], after: int, limit: int
+    ) -> Steps[list[Any]]:
         query = tsquery(terms)
         if query is None:
-            return None
-        return all_rows(
+            return []
+        rows: list[Any] = yield all_rows(
             "SELECT h.key, p.message_id FROM "
             "(SELECT DISTINCT key FROM search_index WHERE session_id = ? AND key > ? "
             " AND tsv @@ ?::tsquery ORDER BY key LIMIT ?) h "
@@ -46,6 +48,14 @@ class PostgresDialect:
             after,
             query,
             limit,
+        )
+        return rows
+
+    def unindex(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Steps[None]:
+        yield execute(
+            "DELETE FROM search_index WHERE session_id = ? AND key = ANY(?)",
+            session_id,
+            [key for key, _ in bodies],
         )
 
 

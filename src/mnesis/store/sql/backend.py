@@ -18,6 +18,7 @@ from mnesis.models.info import SessionInfo
 from mnesis.models.message import FileRefPart, MessageWithParts, TokenUsage
 from mnesis.models.results import TurnSnapshot
 from mnesis.store.drafts import ReplyDraft
+from mnesis.store.outline import SessionOutline
 from mnesis.store.owners import this_process
 from mnesis.store.records import (
     AppendOutcome,
@@ -30,9 +31,20 @@ from mnesis.store.records import (
     SummaryRecord,
     ToolResult,
 )
-from mnesis.store.sql import drafts, file_refs, log, map_runs, reads, summary_dag
+from mnesis.store.sql import (
+    drafts,
+    embeddings,
+    erasure,
+    file_refs,
+    log,
+    map_runs,
+    reads,
+    summary_dag,
+)
+from mnesis.store.sql.outline import session_outline
 from mnesis.store.sql.statements import Dialect, Steps
 from mnesis.store.sql.verify import verify
+from mnesis.store.vectors import EmbeddingBacklog, EmbeddingTask, NewEmbedding, StoredEmbedding
 
 T = TypeVar("T")
 
@@ -138,8 +150,19 @@ class SQLBackend(ABC):
     ) -> list[TurnSnapshot]:
         return self._read_blocking(reads.snapshots(session_id, after_turn, through_turn))
 
+    async def session_outline(self, session_id: str) -> SessionOutline:
+        return await self._read(session_outline(session_id))
+
     async def verify(self, session_id: str | None = None) -> list[str]:
         return await self._read(verify(session_id))
+
+    async def erase_session(self, session_id: str) -> None:
+        await self._write(erasure.erase_session(self.dialect, session_id))
+
+    async def erase_latest_message(self, session_id: str, message_id: str) -> AppendOutcome:
+        return await self._write(
+            erasure.erase_latest_message(self.dialect, session_id, message_id)
+        )
 
     # -- the summary DAG -----------------------------------------------------------
 
@@ -224,3 +247,31 @@ class SQLBackend(ABC):
 
     async def settle_draft(self, session_id: str, interrupted: NewMessage) -> bool:
         return await self._write(drafts.settle_draft(self.dialect, session_id, interrupted))
+
+    # -- vectors for meaning-based recall ------------------------------------------
+
+    async def embedding_backlog(
+        self, session_id: str, embedder: str, *, after_seq: int = 0, limit: int = 200
+    ) -> EmbeddingBacklog:
+        return await self._read(embeddings.backlog(session_id, embedder, after_seq, limit))
+
+    async def summary_backlog(
+        self, session_id: str, embedder: str, *, limit: int = 50
+    ) -> list[EmbeddingTask]:
+        return await self._read(embeddings.summary_backlog(session_id, embedder, limit))
+
+    async def save_embeddings(self, embedder: str, rows: tuple[NewEmbedding, ...]) -> None:
+        await self._write(embeddings.save(embedder, rows))
+
+    async def load_embeddings(
+        self, session_id: str, embedder: str, *, after_id: int = 0, limit: int = 10_000
+    ) -> list[StoredEmbedding]:
+        return await self._read(embeddings.load(session_id, embedder, after_id, limit))
+
+    async def count_embeddings(self, session_id: str, embedder: str) -> int:
+        return await self._read(embeddings.count(session_id, embedder))
+
+    async def summaries_with(
+        self, session_id: str, word: str, *, limit: int = 50
+    ) -> list[tuple[str, str]]:
+        return await self._read(embeddings.summaries_with(session_id, word, limit))

@@ -156,7 +156,7 @@ def append(
             position += 1
             joined.append((session_id, position, msg.id))
     if bodies:
-        yield d.index(session_id, bodies)
+        yield from d.index(session_id, bodies)
     if joined:
         yield many(
             "INSERT INTO context_items (session_id, position, kind, ref_id) "
@@ -226,7 +226,7 @@ def insert_message(
         )
         bodies += [(int(part_id) * 2 + at, text) for at, text in part_index_texts(new.part)]
     if index and bodies:
-        yield d.index(session_id, bodies)
+        yield from d.index(session_id, bodies)
     return bodies
 
 
@@ -272,7 +272,7 @@ def fill_tool_results(
             part_id,
         )
         body = result.output if result.output is not None else result.error
-        yield d.index(session_id, [(int(part_id) * 2 + 1, body or "")])
+        yield from d.index(session_id, [(int(part_id) * 2 + 1, body or "")])
         yield execute(
             "UPDATE messages SET token_count = token_count + ? WHERE id = ?",
             result.token_count,

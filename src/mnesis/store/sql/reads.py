@@ -216,10 +216,7 @@ def search(
     d: Dialect, session_id: str, terms: tuple[str, ...], after: int, limit: int
 ) -> Steps[list[tuple[int, str]]]:
     """Full-text hits ``(key, message_id)`` after ``after``, in storage order."""
-    query = d.search(session_id, terms, after, limit)
-    if query is None:
-        return []
-    rows = yield query
+    rows = yield from d.search(session_id, terms, after, limit)
     return [(int(r[0]), str(r[1])) for r in rows]
 
 

@@ -80,14 +80,22 @@ class Dialect(Protocol):
     """A write transaction holds the database's write lock from its first
     statement (SQLite's ``BEGIN IMMEDIATE``), so one read sees the final state."""
 
-    def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Stmt:
+    def index(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Steps[None]:
         """Add ``(key, text)`` bodies to the session's full-text index.
 
         A part's own text is keyed ``part_id * 2``, its tool result ``part_id * 2 + 1``.
         """
         ...
 
-    def search(self, session_id: str, terms: Sequence[str], after: int, limit: int) -> Stmt | None:
+    def search(
+        self, session_id: str, terms: Sequence[str], after: int, limit: int
+    ) -> Steps[list[Any]]:
         """Rows ``(key, message_id)`` of index hits after ``after`` in key order: the
-        terms as a phrase, the last a prefix; None when no query can match."""
+        terms as a phrase, the last a prefix; no rows when no query can match."""
+        ...
+
+    def unindex(self, session_id: str, bodies: Sequence[tuple[int, str]]) -> Steps[None]:
+        """Remove full-text entries, and every trace of their words: ``bodies`` are the
+        ``(key, text)`` that were indexed (an index that can only forget what it
+        is told again needs the text)."""
         ...

@@ -35,6 +35,7 @@ from mnesis.store.owners import ProcessOwner, is_abandoned, this_process
 from mnesis.store.sql.backend import SQLBackend
 from mnesis.store.sql.statements import Steps, execute, one, rowcount
 from mnesis.store.sqlite.dialect import (
+    LogConnection,
     SQLiteDialect,
     begin_if_free,
     read_transaction,
@@ -119,12 +120,15 @@ class SQLiteStore(SQLBackend):
         wal_mode: bool = True,
         timeout: float = 30.0,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = os.fspath(path)
         if "\0" in self.path:
             raise ConfigError(f"database path {self.path!r} contains a NUL character")
         self.url = f"sqlite:///{self.path}"
-        self.read_only = False  # set by open() when the file or its folder is not writable
+        # Set by open() when asked, or when the file or its folder is not writable.
+        self.read_only = False
+        self._only_read = read_only
         self._wal = wal_mode
         self._timeout = timeout
         self._create = create
@@ -161,6 +165,9 @@ class SQLiteStore(SQLBackend):
         if self.path != ":memory:":
             file = Path(self.path)
             kind = probe(file, self._timeout)  # before anything writes to the file
+            if self._only_read:
+                self._open_asked_read_only(file, kind)
+                return
             if kind is FileKind.MNESIS_040:
                 self._migrate_040(file)
             elif kind is not FileKind.MNESIS and not self._create:
@@ -176,7 +183,11 @@ class SQLiteStore(SQLBackend):
                 self._open_read_only(file)
                 return
         conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=LogConnection,
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
@@ -205,6 +216,17 @@ class SQLiteStore(SQLBackend):
                 report.sessions,
                 report.backup,
             )
+
+    def _open_asked_read_only(self, file: Path, kind: FileKind) -> None:
+        """``read_only=True``: read the file as it is, whatever its permissions."""
+        if kind in (FileKind.MISSING, FileKind.EMPTY):
+            raise DatabaseNotFoundError(self.path, empty=kind is FileKind.EMPTY)
+        if kind is FileKind.MNESIS_040:
+            raise MnesisStoreError(
+                f"{self.path} is a mnesis 0.4.0 database; opening it read-only cannot migrate "
+                f"it: run `mnesis migrate {self.path}` first"
+            )
+        self._open_read_only(file)
 
     def _open_read_only(self, file: Path) -> None:
         """Read a file without write access as it is: no WAL switch, no migration."""

@@ -85,6 +85,11 @@ function exportApi(path, p) {
       if (!d.pages[page - 1]) throw new Error(`page ${page} is out of range`);
       return d.pages[page - 1];
     }
+    case "received": {
+      const got = d.received[rest[1]];
+      if (!got) throw new Error(`this export carries the rebuilt context of turns ${Object.keys(d.received)[0] || "—"}–${d.turns.length} only; serve the store (mnesis serve) to see any turn`);
+      return got;
+    }
     case "turn": {
       const n = Number(rest[1]), snap = d.turns[n - 1];
       if (!snap) throw new Error(`turn ${n} is out of range`);
@@ -170,14 +175,16 @@ class SessionPage {
   constructor(id) { this.id = id; this.base = `/s/${encodeURIComponent(id)}`; this.page = 0; }
 
   async show(turn, messageId) {
+    // the timeline page is asked for at once too, so the page waits for one round trip
+    const first = api(this.base + "/timeline", turn ? { turn } : { page: 1 }).catch(() => null);
     const [ov, chart, dag] = await Promise.all([api(this.base), api(this.base + "/chart"), api(this.base + "/dag")]);
-    this.ov = ov; this.chartData = chart; this.dagData = dag;
+    this.ov = ov; this.chartData = chart; this.dagData = dag; this.prefetched = first;
     const x = ov.session;
     document.title = `${x.id} · mnesis`;
     fill(crumbs, EXPORT ? "exported session" : h("a", { href: "#/" }, "sessions"), " / ", x.id);
     this.timelineEl = h("div", { id: "timeline" });
     this.pagerEl = h("div", { class: "pager" });
-    this.turnEl = h("div", { id: "turn-panel" }, h("p", { class: "muted" }, "Pick a turn (on the chart or in the timeline) to see what the store kept of its context."));
+    this.turnEl = h("div", { id: "turn-panel" }, h("p", { class: "muted" }, "Pick a turn (on the chart or in the timeline) to see the context the model received on it."));
     this.nodeEl = h("div", { id: "node-detail" });
     const w = ov.window;
     fill(app,
@@ -221,7 +228,9 @@ class SessionPage {
   }
 
   async loadPage(page) {
-    const data = await api(this.base + "/timeline", { page });
+    const early = this.prefetched ? await this.prefetched : null;
+    this.prefetched = null;
+    const data = early && early.page === page ? early : await api(this.base + "/timeline", { page });
     this.page = data.page;
     const jump = h("input", { type: "number", min: 1, max: this.ov.turns || 1, placeholder: "turn" });
     fill(this.pagerEl,
@@ -270,8 +279,9 @@ class SessionPage {
     }
     const t = await api(`${this.base}/turn/${turn}`);
     const snap = t.snapshot, w = t.window, max = Math.max(w.usable, snap.total);
-    const ctxButton = h("button", { onclick: () => this.showContext(ctxOut) }, "Show the context as the model receives it now");
+    const ctxButton = h("button", { onclick: () => this.showContext(ctxOut) }, "Show the context as the next call receives it");
     const ctxOut = h("div", { id: "context-now" });
+    const recOut = h("div", { id: "received", "data-turn": turn }, h("p", { class: "muted" }, "Rebuilding the context of this turn from the log…"));
     fill(this.turnEl,
       h("div", { class: "turn-title" }, h("b", {}, `Turn ${turn}`), " ", snap.compaction_triggered ? h("span", { class: "badge condensed" }, "compaction triggered") : null,
         snap.level ? h("span", { class: "badge" }, `hard compaction, level ${snap.level}`) : null),
@@ -282,11 +292,12 @@ class SessionPage {
       t.compaction ? h("p", { class: "small" }, `Compacted before the call: ${fmt(t.compaction.tokens_before)} → ${fmt(t.compaction.tokens_after)} tokens, level ${t.compaction.level_used}.`) : null,
       t.summaries_after.length ? h("p", { class: "small" }, "Summaries written after this turn: ",
         t.summaries_after.map((id) => h("a", { href: "#", onclick: (e) => { e.preventDefault(); this.selectNode(id); } }, short(id), " "))) : null,
-      h("p", { class: "small muted" }, t.latest
-        ? "This is the latest turn: the context below is exactly what the next call receives."
-        : "The store keeps each turn's context as these token counts; the messages of a past turn's context are not stored. The current context is exact:"),
-      ctxButton, ctxOut);
+      recOut,
+      t.latest ? [h("h3", { class: "sub" }, "The next call"), h("p", { class: "small muted" }, "The context as it is stored now: exactly what the next call receives."), ctxButton, ctxOut] : null);
     if (t.latest) this.showContext(ctxOut);
+    const r = await api(`${this.base}/received/${turn}`).catch((e) => ({ error: e.message }));
+    if (r.error) { fill(recOut, h("div", { class: "error" }, r.error)); return; }
+    fill(recOut, renderReceived(r, (id) => this.selectNode(id)));
   }
 
   async showContext(out) {
@@ -330,6 +341,57 @@ function legend() {
   return h("div", { class: "legend" }, KINDS.map(([k, label]) => h("span", {}, h("i", { style: `background:${COLORS[k]}` }), label)),
     h("span", {}, h("i", { style: "background:#d97706" }), "soft threshold"), h("span", {}, h("i", { style: "background:#dc2626" }), "hard threshold (usable window)"),
     h("span", {}, h("i", { style: "background:#6d28d9;border-radius:50%" }), "compaction pass (its level)"));
+}
+
+/* -- what the model received on a turn, rebuilt from the log --------------- */
+
+function renderReceived(r, onNode) {
+  if (!r.rebuilt) return [h("h3", { class: "sub" }, "Its context, rebuilt from the log"), h("p", { class: "small muted" }, "Not rebuilt: ", r.reason, ".")];
+  const c = r.check, diff = c.difference;
+  const verdict = c.matches
+    ? h("div", { class: "check ok" }, "✓ matches the tokens recorded for this turn (", fmt(c.kinds.total.recorded), ")")
+    : h("div", { class: "check off" }, "A reconstruction: it differs from the tokens recorded for this turn by ", diff > 0 ? "+" : "−", fmt(Math.abs(diff)),
+        ` (${fmt(c.kinds.total.rebuilt)} rebuilt, ${fmt(c.kinds.total.recorded)} recorded).`);
+  const kinds = c.matches ? null : h("dl", { class: "kv small" }, [["system_prompt", "system prompt"], ["summary", "summaries"], ["messages", "messages"], ["tool_outputs", "tool outputs"]]
+    .map(([k, label]) => [h("dt", {}, label), h("dd", {}, fmt(c.kinds[k].rebuilt), " rebuilt · ", fmt(c.kinds[k].recorded), " recorded")]));
+  const pruned = r.pruned.length, summaries = r.summaries.length;
+  return [
+    h("h3", { class: "sub" }, "Its context, rebuilt from the log"),
+    h("p", { class: "small muted" }, `Rebuilt from the log as it stood when turn ${r.turn} was stored (${whenMs(r.cutoff)}): `,
+      `${summaries} summar${summaries === 1 ? "y" : "ies"} in place of the messages they cover, ${pruned} tool output${pruned === 1 ? "" : "s"} pruned, `,
+      `${fmt(r.request_messages)} request messages, then the turn's reply.`),
+    verdict, kinds,
+    r.late.length ? h("p", { class: "small muted" }, "Made before the turn was stored but not yet in its context (a compaction committed while the turn ran): ",
+      r.late.map((id) => h("span", { class: "mono" }, short(id), " "))) : null,
+    h("div", { class: "received" },
+      h("div", { class: "ctx-item system", "data-kind": "system" }, h("div", { class: "r" }, "system prompt", h("span", { class: "grow" }), fmt(r.system.tokens), " tok"),
+        r.system.content ? h("pre", {}, r.system.content) : h("p", { class: "small muted" }, "(none)")),
+      r.items.map((it) => receivedItem(it, onNode, null)),
+      receivedItem(r.reply, onNode, `the reply of turn ${r.turn}`)),
+  ];
+}
+
+function receivedItem(it, onNode, label) {
+  const sum = it.summary;
+  const head = h("div", { class: "r" },
+    label ? h("b", {}, label, " · ") : null,
+    sum ? ["summary ", h("a", { href: "#", class: "mono", onclick: (e) => { e.preventDefault(); onNode(it.id); document.getElementById("dag-card").scrollIntoView(); } }, short(it.id)),
+      ` · ${sum.kind} · #${sum.first_seq}–#${sum.last_seq}`] : [it.role, " · #", it.seq],
+    it.pinned ? [" ", h("span", { class: "badge pinned" }, "pinned")] : null,
+    h("span", { class: "grow" }), fmt(it.tokens), " tok");
+  const body = it.messages.map((m) => {
+    if (m.role === "tool") {
+      const state = it.tools[m.tool_call_id] || "result";
+      return h("div", { class: "ctx-tool " + state, "data-call": m.tool_call_id, "data-state": state },
+        h("div", { class: "r" }, "tool result · ", h("span", { class: "mono" }, m.tool_call_id),
+          state === "pruned" ? [" ", h("span", { class: "badge pruned" }, "pruned before this turn")] : null,
+          state === "pending" ? [" ", h("span", { class: "badge" }, "no result yet")] : null),
+        h("pre", {}, m.content));
+    }
+    return [m.content ? h("pre", {}, typeof m.content === "string" ? m.content : JSON.stringify(m.content, null, 1)) : null,
+      (m.tool_calls || []).map((call) => h("pre", { class: "muted" }, `→ ${call.function.name}(${call.function.arguments})`))];
+  });
+  return h("div", { class: `ctx-item ${it.kind} ${it.role}${label ? " reply" : ""}`, "data-kind": label ? "reply" : it.kind, "data-id": it.id, "data-seq": it.seq }, head, body);
 }
 
 /* -- timeline -------------------------------------------------------------- */
