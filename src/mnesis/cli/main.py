@@ -199,6 +199,24 @@ async def cmd_context(args: argparse.Namespace) -> int:
         await session.close()
 
 
+def _print_matches(
+    rows: Sequence[tuple[str, str, str, str, str, str]], next_offset: int | None
+) -> None:
+    """grep's and search's matches: ``(heading, id, session, summary id, snippet, how)``."""
+    for heading, ident, session, summary_id, snippet, how in rows:
+        where = f"in {summary_id}" if summary_id else "verbatim in context"
+        out.print(
+            f"[bold]{heading}[/bold] {_in_markup(ident)} "
+            f"({_in_markup(session + where)}{how})",
+            markup=True,
+        )
+        out.print("  " + escape_controls(snippet), markup=False)
+    if not rows:
+        out.print("no matches")
+    if next_offset is not None:
+        out.print(f"more: --offset {next_offset}")
+
+
 async def cmd_grep(args: argparse.Namespace) -> int:
     session = await _load(args)
     try:
@@ -212,18 +230,13 @@ async def cmd_grep(args: argparse.Namespace) -> int:
         if args.json:
             _dump(result.model_dump(mode="json"))
             return 0
-        for match in result:
-            where = f"in {match.summary_id}" if match.summary_id else "verbatim in context"
-            out.print(
-                f"[bold]#{match.seq} {match.role}[/bold] {_in_markup(match.message_id)} "
-                f"({_in_markup(where)})",
-                markup=True,
-            )
-            out.print("  " + escape_controls(match.snippet), markup=False)
-        if not result.matches:
-            out.print("no matches")
-        if result.next_offset is not None:
-            out.print(f"more: --offset {result.next_offset}")
+        _print_matches(
+            [
+                (f"#{m.seq} {m.role}", m.message_id, "", m.summary_id or "", m.snippet, "")
+                for m in result
+            ],
+            result.next_offset,
+        )
         if not result.complete:
             out.print("(the regex scan stopped at its time budget; results are partial)")
         return 0
@@ -245,20 +258,22 @@ async def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         _dump(result.model_dump(mode="json"))
         return 0
-    for match in result:
-        where = f"in {match.summary_id}" if match.summary_id else "verbatim in context"
-        out.print(
-            f"[bold]{match.score:.4f} #{match.seq} {match.role}[/bold] {_in_markup(match.id)} "
-            f"({_in_markup(match.session_id)}, {_in_markup(where)}, by {match.matched_by})",
-            markup=True,
-        )
-        out.print("  " + escape_controls(match.snippet), markup=False)
-    if not result.matches:
-        out.print("no matches")
+    _print_matches(
+        [
+            (
+                f"{m.score:.4f} #{m.seq} {m.role}",
+                m.id,
+                f"{m.session_id}, ",
+                m.summary_id or "",
+                m.snippet,
+                f", by {m.matched_by}",
+            )
+            for m in result
+        ],
+        result.next_offset,
+    )
     if not result.semantic:
         out.print("(words only: pip install 'mnesis[semantic]' for meaning-based recall)")
-    if result.next_offset is not None:
-        out.print(f"more: --offset {result.next_offset}")
     return 0
 
 

@@ -32,13 +32,12 @@ import asyncio
 import json
 import os
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from mnesis.context.window import NO_RESULT, render_entry
-from mnesis.errors import InvalidInputError, SessionNotFoundError, ToolResultError
+from mnesis.errors import InvalidInputError, ToolResultError
+from mnesis.integrations._lazy import LazySession
 from mnesis.models.config import MnesisConfig
-from mnesis.models.ids import new_id
 from mnesis.models.message import MessageWithParts, TokenUsage, ToolPart
 from mnesis.session import MnesisSession
 from mnesis.store.base import ContextEntry
@@ -55,7 +54,7 @@ _USER_SIDE_ROLES = frozenset({"user", "system", "developer"})
 Item = dict[str, Any]
 
 
-class MnesisAgentsSession:
+class MnesisAgentsSession(LazySession):
     """An Agents SDK ``Session`` backed by a mnesis session.
 
     Construct it synchronously (the SDK's style); the mnesis session is
@@ -85,57 +84,17 @@ class MnesisAgentsSession:
         session: MnesisSession | None = None,
         **options: Any,
     ) -> None:
-        if session is not None and session_id not in (None, session.id):
-            raise InvalidInputError("session_id and session= name different sessions")
-        self.session_id: str = session.id if session is not None else session_id or new_id("ses")
-        self._session = session
-        self._owned = session is None
-        self._create = {
-            "model": model,
-            "db_path": db_path,
-            "config": config,
-            "system_prompt": system_prompt,
+        super().__init__(
+            session_id,
+            model=model,
+            db_path=db_path,
+            config=config,
+            system_prompt=system_prompt,
+            session=session,
             **options,
-        }
-        self._opening = asyncio.Lock()
+        )
         self._writing = asyncio.Lock()  # a pop reads the tail, then writes: one at a time
         self._last_usage: tuple[object, TokenUsage] | None = None
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    async def mnesis_session(self) -> MnesisSession:
-        """The mnesis session behind this one (opened on first use): for ``grep``,
-        ``describe``, ``expand``, ``history()``, ``compact()``."""
-        if self._session is None:
-            async with self._opening:
-                if self._session is None:
-                    self._session = await self._open()
-        return self._session
-
-    async def _open(self) -> MnesisSession:
-        opts = self._create
-        extra = {k: v for k, v in opts.items() if k not in ("model", "system_prompt")}
-        try:
-            return await MnesisSession.load(self.session_id, **extra)
-        except SessionNotFoundError:
-            return await MnesisSession.create(session_id=self.session_id, **opts)
-
-    async def close(self) -> None:
-        """Close the mnesis session if this object opened it. Idempotent."""
-        if self._session is not None and self._owned:
-            await self._session.close()
-
-    async def __aenter__(self) -> MnesisAgentsSession:
-        await self.mnesis_session()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- the Session protocol ------------------------------------------------------
 

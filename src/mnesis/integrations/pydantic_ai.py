@@ -32,14 +32,13 @@ import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from mnesis.context.window import NO_RESULT
-from mnesis.errors import ConfigError, InvalidInputError, SessionNotFoundError, ToolResultError
+from mnesis.errors import ConfigError, InvalidInputError, ToolResultError
+from mnesis.integrations._lazy import LazySession
 from mnesis.integrations._optional import install_hint
 from mnesis.models.config import MnesisConfig
-from mnesis.models.ids import new_id
 from mnesis.models.message import MessagePart, TextPart, TokenUsage, ToolPart
 from mnesis.session import MnesisSession
 
@@ -60,7 +59,7 @@ VERBATIM_MARKER = "[pydantic-ai message]\n"
 """Starts the text of a message stored verbatim; pydantic-ai's JSON of it follows."""
 
 
-class MnesisHistory:
+class MnesisHistory(LazySession):
     """A pydantic-ai history processor backed by a mnesis session.
 
     Construct it synchronously; the mnesis session is created, or loaded when
@@ -88,57 +87,17 @@ class MnesisHistory:
         session: MnesisSession | None = None,
         **options: Any,
     ) -> None:
-        if session is not None and session_id not in (None, session.id):
-            raise InvalidInputError("session_id and session= name different sessions")
-        self.session_id: str = session.id if session is not None else session_id or new_id("ses")
-        self._session = session
-        self._owned = session is None
-        self._create = {
-            "model": model,
-            "db_path": db_path,
-            "config": config,
-            "system_prompt": system_prompt,
+        super().__init__(
+            session_id,
+            model=model,
+            db_path=db_path,
+            config=config,
+            system_prompt=system_prompt,
+            session=session,
             **options,
-        }
-        self._opening = asyncio.Lock()
+        )
         self._calls = asyncio.Lock()
         self._system_parts: list[Any] = []
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    async def mnesis_session(self) -> MnesisSession:
-        """The mnesis session behind the processor (opened on first use): for
-        ``grep``, ``describe``, ``expand``, ``history()``, ``compact()``."""
-        if self._session is None:
-            async with self._opening:
-                if self._session is None:
-                    self._session = await self._open()
-        return self._session
-
-    async def _open(self) -> MnesisSession:
-        opts = self._create
-        extra = {k: v for k, v in opts.items() if k not in ("model", "system_prompt")}
-        try:
-            return await MnesisSession.load(self.session_id, **extra)
-        except SessionNotFoundError:
-            return await MnesisSession.create(session_id=self.session_id, **opts)
-
-    async def close(self) -> None:
-        """Close the mnesis session if this object opened it. Idempotent."""
-        if self._session is not None and self._owned:
-            await self._session.close()
-
-    async def __aenter__(self) -> MnesisHistory:
-        await self.mnesis_session()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- the processor ---------------------------------------------------------------
 

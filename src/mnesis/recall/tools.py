@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mnesis.recall.api import Recall
-from mnesis.recall.models import SummaryDescription
+from mnesis.recall.models import GrepMatch, SearchMatch, SummaryDescription
 from mnesis.store.base import message_text
 
 MEMORY_TOOL_NAMES = ("lcm_grep", "lcm_describe", "lcm_expand", "lcm_search")
@@ -98,6 +98,21 @@ def memory_tool_specs() -> list[dict[str, Any]]:
     ]
 
 
+def _match_lines(
+    matches: list[tuple[str, GrepMatch | SearchMatch]], tool: str, next_offset: int | None
+) -> list[str]:
+    """One line per ``(id, match)``: where it is now and its snippet, then how to page."""
+    lines = [
+        f"[{ident} #{m.seq} {m.role}"
+        + (f", in summary {m.summary_id}" if m.summary_id else ", verbatim in context")
+        + f"] {m.snippet}"
+        for ident, m in matches
+    ] or ["no matches"]
+    if next_offset is not None:
+        lines.append(f"(more: call {tool} with offset={next_offset})")
+    return lines
+
+
 def _cap(text: str, max_chars: int, hint: str) -> str:
     if len(text) <= max_chars:
         return text
@@ -115,16 +130,7 @@ def memory_tool_handlers(
         result = await recall.grep(
             pattern, regex=regex, summary_id=summary_id, offset=offset, limit=10
         )
-        lines = [
-            f"[{m.message_id} #{m.seq} {m.role}"
-            + (f", in summary {m.summary_id}" if m.summary_id else ", verbatim in context")
-            + f"] {m.snippet}"
-            for m in result
-        ]
-        if not lines:
-            lines = ["no matches"]
-        if result.next_offset is not None:
-            lines.append(f"(more: call lcm_grep with offset={result.next_offset})")
+        lines = _match_lines([(m.message_id, m) for m in result], "lcm_grep", result.next_offset)
         if not result.complete:
             lines.append("(the regex scan stopped at its time budget; results are partial)")
         return _cap("\n".join(lines), max_chars, "(output capped; narrow the pattern)")
@@ -158,16 +164,7 @@ def memory_tool_handlers(
 
     async def lcm_search(query: str, offset: int = 0) -> str:
         result = await recall.search(query, offset=offset, limit=10)
-        lines = [
-            f"[{m.id} #{m.seq} {m.role}"
-            + (f", in summary {m.summary_id}" if m.summary_id else ", verbatim in context")
-            + f"] {m.snippet}"
-            for m in result
-        ]
-        if not lines:
-            lines = ["no matches"]
-        if result.next_offset is not None:
-            lines.append(f"(more: call lcm_search with offset={result.next_offset})")
+        lines = _match_lines([(m.id, m) for m in result], "lcm_search", result.next_offset)
         return _cap("\n".join(lines), max_chars, "(output capped; narrow the query)")
 
     return {
