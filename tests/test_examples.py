@@ -23,6 +23,7 @@ EXPECTED = {
     "09_local_model.py": "no OpenAI-compatible server",
     "10_openai_agents.py": "and the log still has turn 1: True",
     "11_pydantic_ai.py": "grep finds run 1: True",
+    "12_mcp_server.py": "lcm_expand -> The staging password is tangerine-42.",
 }
 
 

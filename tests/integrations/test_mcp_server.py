@@ -475,23 +475,6 @@ async def test_memory_tools_answer_in_process_without_the_sdk(stored: Stored) ->
 # -- example and packaging ------------------------------------------------------------
 
 
-def test_the_example_runs(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "examples" / "mcp_memory_server.py"
-    env = {**os.environ, "MNESIS_MOCK_LLM": "1", "HOME": str(tmp_path)}
-    env.pop("MNESIS_DB_URL", None)
-    done = subprocess.run(
-        [sys.executable, str(example)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=DEADLINE,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "lcm_expand -> The staging password is tangerine-42." in done.stdout
-    assert "unknown session -> error: no session with id 'sess_x'" in done.stdout
-
-
 def test_import_mnesis_does_not_import_the_mcp_sdk() -> None:
     code = (
         "import sys, mnesis, mnesis.integrations.mcp_server, mnesis.cli.main; "

@@ -55,8 +55,9 @@ def refuse_pending(conn: sqlite3.Connection, path: str) -> None:
     refuse_newer(path, current, latest)
     if current < latest:
         raise MnesisStoreError(
-            f"database {path} is read-only and has schema version {current}, older than "
-            f"this mnesis needs ({latest}); open it once with write access to migrate it"
+            f"database {path} is opened read-only and has schema version {current}, older "
+            f"than this mnesis needs ({latest}); open it once with mnesis, with write access, "
+            "to migrate it"
         )
 
 

@@ -4,7 +4,7 @@ Stores a conversation whose first turn is compacted away, then does what an
 MCP-capable assistant does: starts `mnesis mcp --db ...` over stdio with the
 MCP SDK's client, lists the tools and calls them. Needs `pip install 'mnesis[mcp]'`.
 
-MNESIS_MOCK_LLM=1 python examples/mcp_memory_server.py [--db PATH]
+MNESIS_MOCK_LLM=1 python examples/12_mcp_server.py [--db PATH]
 """
 
 import argparse
