@@ -304,7 +304,10 @@ class HybridSearch:
             for kind, sid, summary_id in page:
                 if kind != "summary" or sid != session_id:
                     continue
-                summary = await self.store.get_summary(summary_id)
+                try:
+                    summary = await self.store.get_summary(summary_id)
+                except KeyError:  # erased since this process read its vector: not shown
+                    continue
                 key = ("summary", session_id, summary_id)
                 snippet, score, how = shown(key, summary.text)
                 built[key] = SearchMatch(

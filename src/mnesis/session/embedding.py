@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class _Watch:
     """Where the worker is in one session's messages."""
 
     after_seq: int = 0  # every message up to here is done (but open tool calls)
+    after_id: str | None = None  # the message at after_seq (None: not known)
     hold_seq: int | None = None  # the first open tool call seen in this pass
     users: int = 1
 
@@ -250,14 +252,27 @@ class EmbeddingWorker:
             if found.first_open_seq is not None and watch.hold_seq is None:
                 watch.hold_seq = found.first_open_seq
             if found.last_seq == watch.after_seq:  # the end: rescan from the open call
+                if await self._erased_since(session_id, watch):
+                    watch.after_seq, watch.after_id, watch.hold_seq = 0, None, None
+                    continue  # the latest messages were erased: rescan (it skips what is done)
                 hold, watch.hold_seq = watch.hold_seq, None
                 if hold is not None and found.last_seq - hold < self.OPEN_CALL_HORIZON:
-                    watch.after_seq = hold - 1
+                    watch.after_seq, watch.after_id = hold - 1, None
                 return []
             if found.tasks:
                 return list(found.tasks)  # the cursor moves once they are stored
-            watch.after_seq = found.last_seq
+            watch.after_seq, watch.after_id = found.last_seq, found.last_message_id
         return []
+
+    async def _erased_since(self, session_id: str, watch: _Watch) -> bool:
+        """Whether the message the cursor stands on is gone (erased, perhaps replaced
+        by a new one with its sequence number, which a scan after it would skip)."""
+        if watch.after_id is None or watch.after_seq <= 0:
+            return False
+        there = await self._vectors.embedding_backlog(
+            session_id, self.embedder.name, after_seq=watch.after_seq - 1, limit=1
+        )
+        return there.last_message_id != watch.after_id
 
     async def _embed(self, tasks: list[EmbeddingTask]) -> None:
         """Embed tasks a batch of chunks at a time, storing each batch as it is done."""
@@ -270,6 +285,7 @@ class EmbeddingWorker:
             await self._wait_for_quiet()
             group = pieces[start : start + self.batch]
             vectors = await self.embedder.embed([chunk for _, _, chunk in group])
+            self._check(vectors, len(group))
             stored = tuple(
                 NewEmbedding(t.session_id, t.item, n, t.message_id, vector_bytes(v))
                 for (t, n, _), v in zip(group, vectors, strict=True)
@@ -277,6 +293,25 @@ class EmbeddingWorker:
             await self._vectors.save_embeddings(self.embedder.name, stored)
             self.stats.texts += len(stored)
         self.stats.items += len(tasks)
+
+    def _check(self, vectors: Sequence[Sequence[float]], expected: int) -> None:
+        """``ValueError`` unless ``vectors`` are ``expected`` finite vectors of the
+        embedder's size: a wrong one stored would mark its text done for good."""
+        name = self.embedder.name
+        if not isinstance(vectors, Sequence) or len(vectors) != expected:
+            got = len(vectors) if isinstance(vectors, Sequence) else type(vectors).__name__
+            raise ValueError(f"embedder {name!r} returned {got} vectors for {expected} texts")
+        try:
+            size = self.embedder.dimensions
+        except ConfigError:  # a provider's size is known once it answered
+            size = len(vectors[0]) if vectors else 0
+        for vector in vectors:
+            if len(vector) != size:
+                raise ValueError(
+                    f"embedder {name!r} returned a vector of {len(vector)} floats, not {size}"
+                )
+            if not all(math.isfinite(x) for x in vector):
+                raise ValueError(f"embedder {name!r} returned a vector that is not all numbers")
 
 
 # -- one worker per store and embedder in the process ------------------------------------

@@ -59,12 +59,16 @@ class EmbeddingBacklog:
 
     ``tasks``: bodies without a vector; ``last_seq``: the last message scanned
     (the next scan starts after it); ``first_open_seq``: the first scanned
-    message whose tool call still awaits its result (a later fill adds a body).
+    message whose tool call still awaits its result (a later fill adds a body);
+    ``last_message_id``: the id of the message at ``last_seq`` (None when none was
+    scanned): if another is there later, the latest messages were erased and
+    replaced (an erasure keeps sequence numbers 1..n).
     """
 
     tasks: tuple[EmbeddingTask, ...]
     last_seq: int
     first_open_seq: int | None
+    last_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mnesis.models.message import ToolPart
 from mnesis.store.sql.rows import PART_COLUMNS, part_from_row, part_index_texts
-from mnesis.store.sql.statements import Steps, all_rows, many
+from mnesis.store.sql.statements import Steps, all_rows, many, value
 from mnesis.store.vectors import (
     EmbeddingBacklog,
     EmbeddingTask,
@@ -28,8 +28,9 @@ _PAGE_ROWS = (
     "JOIN parts p ON p.message_id = m.id ORDER BY m.seq, p.idx"
 )
 _LAST_SEQ = (
-    "SELECT MAX(seq) FROM "
-    "(SELECT seq FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?) m"
+    "SELECT m.seq, m.id FROM "
+    "(SELECT seq, id FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?) m "
+    "ORDER BY m.seq DESC LIMIT 1"
 )
 _DONE_ITEMS = "SELECT item FROM embeddings WHERE embedder = ? AND chunk = 0 AND item = ANY(?)"
 
@@ -38,7 +39,8 @@ def backlog(session_id: str, embedder: str, after_seq: int, limit: int) -> Steps
     """Bodies of the ``limit`` messages after ``after_seq`` that have no vector yet."""
     rows = yield all_rows(_PAGE_ROWS, session_id, after_seq, limit)
     last = yield all_rows(_LAST_SEQ, session_id, after_seq, limit)
-    last_seq = int(last[0][0]) if last and last[0][0] is not None else after_seq
+    last_seq = int(last[0][0]) if last else after_seq
+    last_id = str(last[0][1]) if last else None
     bodies: list[EmbeddingTask] = []
     first_open: int | None = None
     for row in rows:
@@ -51,11 +53,11 @@ def backlog(session_id: str, embedder: str, after_seq: int, limit: int) -> Steps
                 EmbeddingTask(session_id, body_item(part_id * 2 + offset), message_id, text)
             )
     if not bodies:
-        return EmbeddingBacklog((), last_seq, first_open)
+        return EmbeddingBacklog((), last_seq, first_open, last_id)
     done_rows = yield all_rows(_DONE_ITEMS, embedder, [b.item for b in bodies])
     done = {str(r[0]) for r in done_rows}
     missing = tuple(b for b in bodies if b.item not in done)
-    return EmbeddingBacklog(missing, last_seq, first_open)
+    return EmbeddingBacklog(missing, last_seq, first_open, last_id)
 
 
 def summary_backlog(session_id: str, embedder: str, limit: int) -> Steps[list[EmbeddingTask]]:
@@ -72,13 +74,42 @@ def summary_backlog(session_id: str, embedder: str, limit: int) -> Steps[list[Em
 
 
 def save(embedder: str, rows: tuple[NewEmbedding, ...]) -> Steps[None]:
-    """Store vectors; a chunk already stored under ``embedder`` stays as it is."""
+    """Store vectors; a chunk already stored under ``embedder`` stays as it is.
+
+    Each session's row is locked first, so two processes storing vectors of one
+    session commit them in id order (PostgreSQL hands ids out before commit; a
+    copy reading on after the last id it saw would miss one committed late), and
+    an erasure cannot interleave: a vector of a message or summary erased while
+    it was being computed is dropped, not stored.
+    """
     if not rows:
+        return
+    live_sessions: set[str] = set()
+    for session_id in sorted({r.session_id for r in rows}):  # one order: no deadlock
+        found = yield value("SELECT 1 FROM sessions WHERE id = ? FOR NO KEY UPDATE", session_id)
+        if found is not None:
+            live_sessions.add(session_id)
+    message_ids = sorted({r.message_id for r in rows if r.message_id is not None})
+    summary_ids = sorted({r.item for r in rows if r.message_id is None})
+    live: set[str] = set()
+    if message_ids:
+        found_rows = yield all_rows("SELECT id FROM messages WHERE id = ANY(?)", message_ids)
+        live.update(str(r[0]) for r in found_rows)
+    if summary_ids:
+        found_rows = yield all_rows("SELECT id FROM summaries WHERE id = ANY(?)", summary_ids)
+        live.update(str(r[0]) for r in found_rows)
+    kept = [
+        r
+        for r in rows
+        if r.session_id in live_sessions
+        and (r.message_id if r.message_id is not None else r.item) in live
+    ]
+    if not kept:
         return
     yield many(
         "INSERT INTO embeddings (embedder, session_id, item, chunk, message_id, vector) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [(embedder, r.session_id, r.item, r.chunk, r.message_id, r.vector) for r in rows],
+        [(embedder, r.session_id, r.item, r.chunk, r.message_id, r.vector) for r in kept],
     )
 
 
