@@ -29,7 +29,9 @@ from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseReasoningItem,
 )
+from openai.types.responses.response_reasoning_item import Summary
 
 from mnesis import MnesisConfig, MnesisSession, MockProvider
 from mnesis.errors import ConfigError, InvalidInputError, SessionClosedError, SessionNotFoundError
@@ -207,11 +209,7 @@ UNKNOWN = {"type": "future_item_type", "payload": {"nested": [1, 2, {"x": None}]
 
 
 def as_returned(item: dict[str, Any]) -> dict[str, Any]:
-    """What ``get_items`` gives back for the items above."""
-    if item is CALL:
-        return {k: CALL[k] for k in ("type", "call_id", "name", "arguments")}
-    if item is REPLY:
-        return {"role": "assistant", "content": "It is 3 C in Oslo."}
+    """What ``get_items`` gives back for the items above: each as it came."""
     return item
 
 
@@ -276,7 +274,7 @@ async def test_the_agent_sees_the_earlier_turns_through_the_session(db: str) -> 
         await Runner.run(make_agent(model), "Weather in Lima?", session=session)
     second_run_first_input = model.inputs[1]
     assert second_run_first_input[0] == {"role": "user", "content": "My name is Ada."}
-    assert second_run_first_input[1] == {"role": "assistant", "content": "Noted."}
+    assert second_run_first_input[1] == output_message("Noted.", 1).model_dump(exclude_unset=True)
     assert second_run_first_input[-1]["content"] == "Weather in Lima?"
 
 
@@ -299,6 +297,39 @@ async def test_items_come_back_in_order_known_ones_normalised_others_verbatim(db
         assert await session.get_items() == [as_returned(i) for i in added]
     async with agents_session(db) as reopened:  # from the store, not from memory
         assert await reopened.get_items() == [as_returned(i) for i in added]
+
+
+class ReasoningModel(ScriptedModel):
+    """A reasoning model: each output starts with a reasoning item, followed by
+    the call or message it produced (both with the ids the Responses API links)."""
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        response = await super().get_response(*args, **kwargs)
+        thought = ResponseReasoningItem(
+            id=f"rs_{self.calls}",
+            summary=[Summary(text="thinking", type="summary_text")],
+            type="reasoning",
+        )
+        return ModelResponse(
+            output=[thought, *response.output], usage=response.usage, response_id=None
+        )
+
+
+async def test_the_item_after_a_reasoning_item_keeps_its_id_for_the_next_request(
+    db: str,
+) -> None:
+    # The Responses API refuses a reasoning item replayed without the id of the
+    # call or message that followed it ("provided without its required following item").
+    model = ReasoningModel()
+    async with agents_session(db) as session:
+        await Runner.run(make_agent(model), "Weather in Lima?", session=session)
+        await Runner.run(make_agent(model), "Thanks", session=session)
+    replayed = model.inputs[-1]
+    follows = [
+        replayed[n + 1] for n, item in enumerate(replayed) if item.get("type") == "reasoning"
+    ]
+    assert [item.get("id") for item in follows] == ["fc_1", "msg_2"]
+    assert follows[0]["status"] == "completed" and follows[1]["type"] == "message"
 
 
 async def test_limit_gives_the_latest_items_in_order(db: str) -> None:
@@ -387,7 +418,9 @@ async def test_an_existing_mnesis_session_can_back_the_agents_session(db: str) -
         await Runner.run(make_agent(ScriptedModel()), "hello", session=session)
         await session.close()  # not ours: stays open
         assert not mnesis.closed
-        assert [m.text_content() for m in await mnesis.messages()] == ["hello", "Noted."]
+        texts = [m.text_content() for m in await mnesis.messages()]
+        assert texts[0] == "hello" and texts[1].endswith("\nNoted.")
+        assert '"id":"msg_1"' in texts[1]  # the reply's fields, kept
     finally:
         await mnesis.close()
 

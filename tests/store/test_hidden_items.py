@@ -9,13 +9,14 @@ store whole afterwards.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mnesis.errors import InvalidInputError, SessionNotFoundError
 from mnesis.models.message import ToolPart
-from mnesis.store import Store, ToolResult
+from mnesis.store import SQLiteStore, Store, ToolResult
 from mnesis.store.base import Erasure
 
 
@@ -142,3 +143,33 @@ async def test_erasing_keeps_tool_calls_of_other_messages_answerable(
     parts = (await store.get_messages("s1"))[-1].parts
     assert isinstance(parts[0], ToolPart) and parts[0].output == "done"
     assert await store.verify("s1") == []
+
+
+async def test_an_erasure_leaves_no_byte_of_the_erased_text_in_the_sqlite_file(
+    tmp_path: Path, build: Any
+) -> None:
+    # A contentless FTS5 table's 'delete' only records that a row is gone: the
+    # words stay in the index's segments, and SQLite leaves deleted cells in their
+    # pages, until something overwrites them. An erasure must not wait for that.
+    path = tmp_path / "erase.db"
+    store = await SQLiteStore(path).open()
+    try:
+        await store.create_session(build.session("s1"))
+        await store.create_session(build.session("s2"))
+        for n in range(30):  # enough rows that the index has several segments
+            await store.append("s2", (build.message(f"s2-m{n}", text=f"neighbour note {n}"),))
+        secret = "zorbluxquint " * 40
+        await store.append("s1", (build.message("s1-m1", text="keep " + secret),))
+        await store.append("s1", (build.message("s1-m2", text="forget " + secret.upper()),))
+        await store.erase_latest_message("s1", "s1-m2")
+        await store.append("s2", (build.message("s2-late", text="a later write"),))
+        assert len(await store.search("s1", ("zorbluxquint",))) == 1
+        await store.erase_session("s1")
+        assert await store.search("s2", ("neighbour",))
+    finally:
+        await store.close()
+    leftovers = {
+        file.name: file.read_bytes().lower().count(b"zorbluxquint")
+        for file in tmp_path.glob("erase.db*")
+    }
+    assert leftovers and set(leftovers.values()) == {0}, leftovers

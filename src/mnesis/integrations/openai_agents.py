@@ -9,9 +9,11 @@ How items become the log. Each item the SDK adds is stored as its own mnesis
 message, so it can be summarised, grepped and recalled like any other:
 
 - a user message with text content → a user message;
-- an assistant message whose content is plain text → an assistant reply;
+- an assistant message whose content is plain text → an assistant reply (an
+  output message's other fields, such as its ``id``, on a first line);
 - a ``function_call`` with JSON-object arguments → a reply holding one tool
-  call, and its ``function_call_output`` (text) → that call's result;
+  call (its other fields, such as its ``id``, on a first line), and its
+  ``function_call_output`` (text) → that call's result;
 - anything else (reasoning items, images, annotated text, hosted tool calls,
   item types this module has never seen) → stored verbatim, as JSON behind a
   marker, and returned exactly as it came.
@@ -38,7 +40,7 @@ from mnesis.context.window import NO_RESULT, render_entry
 from mnesis.errors import InvalidInputError, ToolResultError
 from mnesis.integrations._lazy import LazySession
 from mnesis.models.config import MnesisConfig
-from mnesis.models.message import MessageWithParts, TokenUsage, ToolPart
+from mnesis.models.message import MessagePart, MessageWithParts, TextPart, TokenUsage, ToolPart
 from mnesis.session import MnesisSession
 from mnesis.store.base import ContextEntry
 
@@ -48,6 +50,10 @@ POP_MARKER = "[openai-agents: the item below was removed from the conversation]\
 """Starts the text recording a ``pop_item()``; the removed item's JSON follows."""
 CLEAR_MARKER = "[openai-agents: the conversation was cleared here; what came before is stored]"
 """The text recording a ``clear_session()``."""
+FIELDS_MARKER = "[openai-agents item fields] "
+"""Starts the first line of a reply whose item has more than its text or call: the
+item's other fields as JSON (a reasoning model's next request needs the ``id``
+of the message or call that followed its reasoning item)."""
 
 _USER_SIDE_ROLES = frozenset({"user", "system", "developer"})
 
@@ -236,10 +242,18 @@ async def _store_item(session: MnesisSession, item: Item, usage: TokenUsage | No
     if text is not None and item.get("role") == "assistant":
         await session.record_reply(text, tokens=usage)
         return True
+    shaped = _output_message(item)
+    if shaped is not None:
+        await session.record_reply(_with_fields(shaped[1], shaped[0]), tokens=usage)
+        return True
     if kind == "function_call":
         call = _tool_part(item)
         if call is not None:
-            await session.record_reply([call], tokens=usage, finish_reason="tool_calls")
+            fields = {k: v for k, v in item.items() if k not in _CALL_KEYS}
+            parts: list[MessagePart] = [call]
+            if fields:
+                parts.insert(0, TextPart(text=_with_fields(fields, "")))
+            await session.record_reply(parts, tokens=usage, finish_reason="tool_calls")
             return True
     if kind == "function_call_output" and _is_plain_output(item):
         try:
@@ -256,31 +270,47 @@ async def _store_item(session: MnesisSession, item: Item, usage: TokenUsage | No
 
 
 def _plain_text(item: Item) -> str | None:
-    """The text of a message that is nothing but text, else None (store it verbatim).
-
-    Plain: ``{"role": "user" | "assistant", "content": "..."}`` exactly, or an
-    assistant output message whose content is ``output_text`` without
-    annotations (its provider ``id`` and ``status`` are not kept).
-    """
+    """The text of ``{"role": "user" | "assistant", "content": "..."}`` exactly, else None."""
     role, content = item.get("role"), item.get("content")
     if isinstance(content, str):
         plain = set(item) == {"role", "content"} and role in ("user", "assistant")
         return content if plain and content and not _looks_encoded(content) else None
-    if role != "assistant" or item.get("type") != "message" or not isinstance(content, list):
+    return None
+
+
+def _output_message(item: Item) -> tuple[str, Item] | None:
+    """An assistant output message with one ``output_text`` piece and no annotations:
+    its text, and the item without that text (``id``, ``status``, ... kept)."""
+    content = item.get("content")
+    if item.get("role") != "assistant" or item.get("type") != "message":
         return None
-    texts = []
-    for piece in content:
-        if not isinstance(piece, dict) or piece.get("type") != "output_text":
-            return None
-        if piece.get("annotations") or not isinstance(piece.get("text"), str):
-            return None
-        texts.append(piece["text"])
-    text = "".join(texts)
-    return text if text and not _looks_encoded(text) else None
+    if not isinstance(content, list) or len(content) != 1 or not isinstance(content[0], dict):
+        return None
+    piece = content[0]
+    text = piece.get("text")
+    if piece.get("type") != "output_text" or piece.get("annotations"):
+        return None
+    if not isinstance(text, str) or not text or _looks_encoded(text):
+        return None
+    rest = {k: v for k, v in piece.items() if k != "text"}
+    return text, {**item, "content": [rest]}
+
+
+def _with_fields(fields: Item, text: str) -> str:
+    return FIELDS_MARKER + _dumps(fields) + "\n" + text
+
+
+def _split_fields(text: str) -> tuple[Item, str] | None:
+    """``(fields, text)`` of a reply written by :func:`_with_fields`, else None."""
+    if not text.startswith(FIELDS_MARKER):
+        return None
+    header, _, rest = text.partition("\n")
+    fields = _loads(header[len(FIELDS_MARKER) :])
+    return (fields, rest) if fields is not None else None
 
 
 def _looks_encoded(text: str) -> bool:
-    return text.startswith((ITEM_MARKER, POP_MARKER, CLEAR_MARKER))
+    return text.startswith((ITEM_MARKER, POP_MARKER, CLEAR_MARKER, FIELDS_MARKER))
 
 
 def _tool_part(item: Item) -> ToolPart | None:
@@ -297,6 +327,9 @@ def _tool_part(item: Item) -> ToolPart | None:
     if not isinstance(parsed, dict):
         return None
     return ToolPart(tool_name=name, tool_call_id=call_id, input=parsed)
+
+
+_CALL_KEYS = frozenset({"type", "call_id", "name", "arguments"})
 
 
 def _is_plain_output(item: Item) -> bool:
@@ -354,6 +387,17 @@ def decode_context(messages: list[dict[str, Any]]) -> list[Item]:
                 )
             continue
         text = content if isinstance(content, str) else ""
+        calls: list[dict[str, Any]] = message.get("tool_calls") or []
+        fields = _split_fields(text)
+        if fields is not None and len(calls) == 1 and not fields[1]:
+            items.append({**_call_item(calls[0]), **fields[0]})
+            continue
+        if fields is not None and not calls:
+            shaped = fields[0]
+            pieces = shaped.get("content")
+            if isinstance(pieces, list) and len(pieces) == 1 and isinstance(pieces[0], dict):
+                items.append({**shaped, "content": [{**pieces[0], "text": fields[1]}]})
+                continue
         if text == CLEAR_MARKER:
             items.clear()
         elif text.startswith(POP_MARKER):
@@ -364,16 +408,17 @@ def decode_context(messages: list[dict[str, Any]]) -> list[Item]:
             items.append(item)
         elif text:
             items.append({"role": role, "content": text})
-        for call in message.get("tool_calls") or ():
-            items.append(
-                {
-                    "type": "function_call",
-                    "call_id": call["id"],
-                    "name": call["function"]["name"],
-                    "arguments": call["function"]["arguments"],
-                }
-            )
+        items.extend(_call_item(call) for call in calls)
     return items
+
+
+def _call_item(call: dict[str, Any]) -> Item:
+    return {
+        "type": "function_call",
+        "call_id": call["id"],
+        "name": call["function"]["name"],
+        "arguments": call["function"]["arguments"],
+    }
 
 
 def _loads(text: str) -> Item | None:
