@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pg_databases import create_pg_database, drop_pg_database, pg_url
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -61,3 +62,30 @@ def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     finally:
         for target in reversed(mounts):
             subprocess.run(["umount", str(target)], check=True)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_url_of() -> Callable[[str], str]:
+    """The test server's URL of a database by name."""
+    return pg_url
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped after the test."""
+    name = await create_pg_database()
+    try:
+        yield pg_url(name)
+    finally:
+        await drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where whole sessions live, per backend: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sessions.db")
+    return str(request.getfixturevalue("pg_database"))

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import os
 import random
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
@@ -44,7 +42,6 @@ from mnesis.session.embedding import session_embedder
 MODEL = "openai/gpt-4o"
 DEADLINE = 120.0  # seconds for one whole client conversation; only a hang gets near it
 VOCAB = "river stone lamp orbit cedar pixel quartz maple ember delta harbor signal".split()
-PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def summariser(request: LLMRequest) -> str:
@@ -382,32 +379,6 @@ async def test_database_comes_from_mnesis_db_url_without_db(stored: Stored) -> N
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
-
-
-def _pg_url(database: str) -> str:
-    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + database))
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database's URL, dropped afterwards (skipped without a server,
-    failed when CI=true)."""
-    import asyncpg
-
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
-        pytest.skip(reason)
-    name = "mnesis_test_" + secrets.token_hex(6)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _pg_url(name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_serves_a_postgresql_store(pg_database: str) -> None:

@@ -9,16 +9,13 @@ PostgreSQL (a fresh database each; with ``CI=true`` an unreachable server fails)
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -45,7 +42,6 @@ from mnesis.tokens import TokenEstimator
 set_tracing_disabled(True)  # no trace export: tests never touch the network
 
 MODEL = "openai/gpt-4o"
-PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CITIES = "Paris Lima Oslo Quito Hanoi Dakar Perth Bern".split()
 
 
@@ -143,42 +139,11 @@ def make_agent(model: ScriptedModel) -> Agent[Any]:
 # -- databases ---------------------------------------------------------------------------
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
-    pytest.skip(reason)
+@pytest.fixture
+def db(db_url: str) -> str:
+    """An SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    return db_url
 
-
-async def _admin() -> Any:
-    import asyncpg
-
-    try:
-        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        _skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-        raise
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A SQLite file, or a fresh PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "agents.db")
-        return
-    name = "mnesis_test_" + secrets.token_hex(6)
-    admin = await _admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + name))
-    finally:
-        admin = await _admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def agents_session(db: str, session_id: str = "conv-1", **kwargs: Any) -> MnesisAgentsSession:

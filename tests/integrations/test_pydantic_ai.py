@@ -13,10 +13,8 @@ import re
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from pydantic_ai import Agent, ModelRetry
@@ -44,7 +42,6 @@ from mnesis.llm.base import LLMRequest
 from mnesis.tokens import TokenEstimator
 
 MODEL = "openai/gpt-4o"
-PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CITIES = "Paris Lima Oslo Quito Hanoi Dakar Perth Bern".split()
 
 
@@ -104,42 +101,11 @@ def make_agent(script: Script, capability: Any) -> Agent[None, str]:
     return agent
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
-    pytest.skip(reason)
+@pytest.fixture
+def db(db_url: str) -> str:
+    """An SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    return db_url
 
-
-async def _admin() -> Any:
-    import asyncpg
-
-    try:
-        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        _skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-        raise
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A SQLite file, or a fresh PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "pydantic_ai.db")
-        return
-    name = "mnesis_test_" + secrets.token_hex(6)
-    admin = await _admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + name))
-    finally:
-        admin = await _admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def history(db: str, session_id: str = "chat-1", **kwargs: Any) -> MnesisHistory:

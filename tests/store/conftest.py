@@ -14,16 +14,14 @@ messages, parts, tool results, snapshots), so tests stay short and readable.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from pg_databases import create_pg_database, drop_pg_database, pg_url
 
 from mnesis.models.message import (
     FileRefPart,
@@ -47,73 +45,6 @@ from mnesis.store import (
 from mnesis.store.base import NewSummary
 
 BACKENDS = ["sqlite", "postgres"]
-PG_ADMIN_URL = os.environ.get("MNESIS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-_pg_unreachable: list[str] = []  # the reason, once a connection attempt failed
-
-
-def pg_url(database: str) -> str:
-    """The test server's URL for ``database``."""
-    return urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + database))
-
-
-async def _pg_admin() -> Any:
-    """A connection to the maintenance database, or skip (fail on CI) if none."""
-    if _pg_unreachable:
-        _skip_or_fail(_pg_unreachable[0])
-    try:
-        import asyncpg
-    except ImportError:
-        _skip_or_fail("asyncpg is not installed (pip install 'mnesis[postgres]')")
-    try:
-        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
-        _pg_unreachable.append(reason)
-        _skip_or_fail(reason)
-        raise
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
-    pytest.skip(reason)
-
-
-async def create_pg_database() -> str:
-    """A fresh, empty database on the test server; its name."""
-    admin = await _pg_admin()
-    name = "mnesis_test_" + secrets.token_hex(6)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-def pg_url_of() -> Callable[[str], str]:
-    """The test server's URL of a database by name (for tests outside this module)."""
-    return pg_url
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[str]:
-    """The URL of a fresh PostgreSQL database, dropped after the test."""
-    name = await create_pg_database()
-    try:
-        yield pg_url(name)
-    finally:
-        await drop_pg_database(name)
-
-
 class Build:
     """Builders for store inputs with sensible defaults; override what matters."""
 
@@ -237,14 +168,6 @@ class Build:
 @pytest.fixture
 def build() -> type[Build]:
     return Build
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where whole sessions live, per backend: an SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "sessions.db")
-    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture
