@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mnesis.errors import LLMPermanentError, LLMTransientError
 from mnesis.recall.search import HybridSearch
 from mnesis.recall.vectors import VectorCache
 from mnesis.session.embedding import EmbeddingWorker
@@ -193,3 +194,68 @@ async def test_a_misbehaving_embedder_is_logged_and_its_batch_embedded_again(
     await worker.close()
     rows = await store.load_embeddings("s1", embedder.name)
     assert len(rows) == 2 and all(len(r.vector) == 16 for r in rows)
+
+
+class Refusing(WordHashEmbedder):
+    """Refuses every batch holding a text with "poison" in it, as a provider might;
+    fails ``outages`` calls first as a provider that is down would."""
+
+    def __init__(self, outages: int = 0) -> None:
+        super().__init__(dimensions=4)
+        self.outages = outages
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self.outages:
+            self.outages -= 1
+            raise LLMTransientError("the provider is down")
+        if any("poison" in text for text in texts):
+            raise LLMPermanentError("the provider refuses this text")
+        return await super().embed(texts)
+
+
+async def _three_messages(store: Store, build: type[Build]) -> None:
+    await store.create_session(build.session())
+    await store.append(
+        "s1",
+        (
+            build.message("m1", text="alpha beta"),
+            build.message("m2", text="a poison pill"),
+            build.message("m3", text="gamma delta"),
+        ),
+    )
+
+
+async def _vector_sizes(store: Store, embedder: WordHashEmbedder) -> dict[str | None, int]:
+    assert isinstance(store, VectorIndex)
+    return {r.message_id: len(r.vector) for r in await store.load_embeddings("s1", embedder.name)}
+
+
+async def test_a_text_the_embedder_always_refuses_does_not_hold_up_its_session(
+    store: Store, build: type[Build], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _three_messages(store, build)
+    embedder = Refusing()
+    worker = EmbeddingWorker(store, embedder, quiet=0.0, backoff=0.001)
+    with caplog.at_level(logging.WARNING, logger="mnesis.session"):
+        worker.watch("s1")
+        for _ in range(EmbeddingWorker.GIVE_UP_AFTER + 2):
+            await worker.drain()
+    await worker.close()
+    assert worker.stats.skipped == 1
+    assert "search finds it by its words only" in caplog.text
+    assert await _vector_sizes(store, embedder) == {"m1": 16, "m2": 0, "m3": 16}
+
+
+async def test_a_provider_outage_gives_up_on_nothing(store: Store, build: type[Build]) -> None:
+    await _three_messages(store, build)
+    embedder = Refusing(outages=2 * EmbeddingWorker.GIVE_UP_AFTER)
+    worker = EmbeddingWorker(store, embedder, quiet=0.0, backoff=0.001)
+    worker.watch("s1")
+    for _ in range(4 * EmbeddingWorker.GIVE_UP_AFTER):
+        await worker.drain()
+        if embedder.outages == 0 and worker.stats.skipped:
+            break
+    await worker.close()
+    assert worker.stats.errors >= 2 * EmbeddingWorker.GIVE_UP_AFTER
+    # Only the text the provider refuses is given up on, never one an outage hit.
+    assert await _vector_sizes(store, embedder) == {"m1": 16, "m2": 0, "m3": 16}

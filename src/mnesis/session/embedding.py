@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mnesis.errors import ConfigError
+from mnesis.errors import ConfigError, LLMTransientError
 from mnesis.events.bus import EventBus, MnesisEvent
 from mnesis.llm.embedding import Embedder
 from mnesis.models.config import MnesisConfig
@@ -103,6 +103,7 @@ class EmbeddingStats:
     texts: int = 0  # chunks embedded
     items: int = 0  # bodies and summaries completed
     errors: int = 0
+    skipped: int = 0  # chunks given up on: found by their words only
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -116,8 +117,16 @@ class EmbeddingWorker:
         batch: Chunks per embed call and per write.
         page: Messages read per backlog scan.
         quiet: Seconds without a noticed write before a batch starts.
+        backoff: Seconds before the first retry after a failure (doubling, at most 30).
+
+    A chunk the embedder keeps refusing (not a transient provider error) must not
+    hold up the rest of its session: after ``ISOLATE_AFTER`` failed batches it is
+    sent alone, and after ``GIVE_UP_AFTER`` failures in all it is recorded as
+    done without a vector (a warning says so; its words still find it).
     """
 
+    ISOLATE_AFTER = 3
+    GIVE_UP_AFTER = 6
     OPEN_CALL_HORIZON = 500  # an open tool call older than this many messages is left
     # to the next restart's scan rather than rescanned on every pass
 
@@ -129,6 +138,7 @@ class EmbeddingWorker:
         batch: int = 32,
         page: int = 100,
         quiet: float = 0.05,
+        backoff: float = 0.5,
     ) -> None:
         if not isinstance(store, VectorIndex):
             raise ConfigError(f"the store {store.url} cannot hold vectors")
@@ -138,7 +148,9 @@ class EmbeddingWorker:
         self.batch = batch
         self.page = page
         self.quiet = quiet
+        self.backoff = backoff
         self.stats = EmbeddingStats()
+        self._failures: dict[tuple[str, int], int] = {}  # (item, chunk): failed attempts
         self._watched: dict[str, _Watch] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -215,7 +227,7 @@ class EmbeddingWorker:
                 self.stats.last_error = str(exc)
                 logger.warning("background embedding failed (will retry): %s", exc)
                 self._idle.set()
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self.stats.errors, 6)))
+                await asyncio.sleep(min(30.0, self.backoff * 2 ** min(self.stats.errors - 1, 6)))
                 self._wake.set()
                 continue
             if not self._wake.is_set():
@@ -281,18 +293,74 @@ class EmbeddingWorker:
         rows = [NewEmbedding(t.session_id, t.item, 0, t.message_id, b"") for t in empty]
         if rows:
             await self._vectors.save_embeddings(self.embedder.name, tuple(rows))
-        for start in range(0, len(pieces), self.batch):
+        refused: Exception | None = None  # raised once the other batches are stored
+        for group in self._groups(pieces):
             await self._wait_for_quiet()
-            group = pieces[start : start + self.batch]
-            vectors = await self.embedder.embed([chunk for _, _, chunk in group])
-            self._check(vectors, len(group))
+            if await self._given_up(group):
+                continue
+            try:
+                vectors = await self.embedder.embed([chunk for _, _, chunk in group])
+                self._check(vectors, len(group))
+            except LLMTransientError:
+                raise  # the provider, not the text: retried as it is
+            except Exception as exc:
+                for t, n, _ in group:
+                    self._failures[(t.item, n)] = self._failures.get((t.item, n), 0) + 1
+                refused = refused or exc
+                continue
+            for t, n, _ in group:
+                self._failures.pop((t.item, n), None)
             stored = tuple(
                 NewEmbedding(t.session_id, t.item, n, t.message_id, vector_bytes(v))
                 for (t, n, _), v in zip(group, vectors, strict=True)
             )
             await self._vectors.save_embeddings(self.embedder.name, stored)
             self.stats.texts += len(stored)
+        if refused is not None:
+            raise refused
         self.stats.items += len(tasks)
+
+    def _groups(
+        self, pieces: list[tuple[EmbeddingTask, int, str]]
+    ) -> list[list[tuple[EmbeddingTask, int, str]]]:
+        """Batches of at most ``batch`` chunks; a chunk that failed often goes alone."""
+        groups: list[list[tuple[EmbeddingTask, int, str]]] = []
+        current: list[tuple[EmbeddingTask, int, str]] = []
+        for piece in pieces:
+            t, n, _ = piece
+            if self._failures.get((t.item, n), 0) >= self.ISOLATE_AFTER:
+                groups.append([piece])
+                continue
+            current.append(piece)
+            if len(current) == self.batch:
+                groups.append(current)
+                current = []
+        if current:
+            groups.append(current)
+        return groups
+
+    async def _given_up(self, group: list[tuple[EmbeddingTask, int, str]]) -> bool:
+        """Record a chunk that failed ``GIVE_UP_AFTER`` times as done without a vector."""
+        if len(group) != 1:
+            return False
+        t, n, _ = group[0]
+        failures = self._failures.get((t.item, n), 0)
+        if failures < self.GIVE_UP_AFTER:
+            return False
+        row = NewEmbedding(t.session_id, t.item, n, t.message_id, b"")
+        await self._vectors.save_embeddings(self.embedder.name, (row,))
+        del self._failures[(t.item, n)]
+        self.stats.skipped += 1
+        logger.warning(
+            "embedder %r failed %d times on chunk %d of %s (message %s); it is left "
+            "without a vector: search finds it by its words only",
+            self.embedder.name,
+            failures,
+            n,
+            t.item,
+            t.message_id,
+        )
+        return True
 
     def _check(self, vectors: Sequence[Sequence[float]], expected: int) -> None:
         """``ValueError`` unless ``vectors`` are ``expected`` finite vectors of the
