@@ -438,6 +438,11 @@ class SessionEmbedding:
         if self.worker is not None:
             self.worker.notice()
 
+    async def drain(self) -> None:
+        """Wait until everything stored so far is embedded (at once without a worker)."""
+        if self.worker is not None:
+            await self.worker.drain()
+
     async def close(self) -> None:
         """Stop following the session (the worker stops with its last session)."""
         worker, self.worker = self.worker, None

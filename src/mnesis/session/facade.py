@@ -7,8 +7,9 @@ live context (:mod:`~mnesis.session.live_context`), the turn and its model
 calls (:mod:`~mnesis.session.turn`), streaming
 (:mod:`~mnesis.session.streaming`), the tool loop (:mod:`~mnesis.session.tools`),
 compaction scheduling (:mod:`~mnesis.session.compaction`), input checks
-(:mod:`~mnesis.session.inputs`) and reads of the stored history
-(:mod:`~mnesis.session.history`).
+(:mod:`~mnesis.session.inputs`), reads of the stored history
+(:mod:`~mnesis.session.history`), embedding (:mod:`~mnesis.session.embedding`)
+and erasure (:mod:`~mnesis.session.erasure`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from mnesis.errors import MnesisStoreError, SessionClosedError
+from mnesis.errors import SessionClosedError
 from mnesis.events.bus import EventBus, Handler, MnesisEvent
 from mnesis.files import LargeFileHandler
 from mnesis.llm import LLMProvider
@@ -36,7 +37,7 @@ from mnesis.models.results import (
     TurnComplete,
     TurnResult,
 )
-from mnesis.session import inputs
+from mnesis.session import erasure, inputs
 from mnesis.session.compaction import CompactionScheduler
 from mnesis.session.core import SessionCore
 from mnesis.session.embedding import SessionEmbedding
@@ -48,9 +49,9 @@ from mnesis.session.tools import ToolHandler, ToolLoop
 from mnesis.session.turn import OnPart, TurnRequest, TurnRunner
 from mnesis.session.writer import SessionWriter
 from mnesis.store import release_store
-from mnesis.store.base import Erasure
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+T = TypeVar("T")
 
 
 class MnesisSession(StoredHistory):
@@ -219,14 +220,9 @@ class MnesisSession(StoredHistory):
             MnesisStoreError: The store cannot erase (not a mnesis backend).
         """
         self._check_open()
-        store = self._store
-        if not isinstance(store, Erasure):
-            raise MnesisStoreError(f"{type(store).__name__} cannot erase sessions")
-        self._compaction.stop_starting()
-        await self._detached.wait()
-        async with self._turn_lock:
-            await self._compaction.finish(abort=True)
-            await store.erase_session(self.id)
+        await erasure.erase_session(
+            self._store, self.id, self._compaction, self._detached, self._turn_lock
+        )
         await self.close(abort_compaction=True)
 
     async def erase_latest_message(self, message_id: str) -> None:
@@ -239,13 +235,9 @@ class MnesisSession(StoredHistory):
             MnesisStoreError: The store cannot erase (not a mnesis backend).
         """
         self._check_open()
-        store = self._store
-        if not isinstance(store, Erasure):
-            raise MnesisStoreError(f"{type(store).__name__} cannot erase messages")
-        async with self._turn_lock:
-            await self._compaction.wait()
-            await store.erase_latest_message(self.id, message_id)
-            await self._live.reload()
+        await erasure.erase_latest_message(
+            self._store, self.id, message_id, self._compaction, self._turn_lock, self._live
+        )
 
     async def __aenter__(self) -> MnesisSession:
         return self
@@ -289,8 +281,7 @@ class MnesisSession(StoredHistory):
     def db_url(self) -> str:
         """Where the session is stored, as ``db_path=`` takes it: a SQLite file's
         path or a PostgreSQL URL."""
-        url = str(getattr(self._store, "url", ""))
-        return url.removeprefix("sqlite:///")
+        return self._store.url.removeprefix("sqlite:///")
 
     @property
     def limits(self) -> ModelLimits:
@@ -341,6 +332,14 @@ class MnesisSession(StoredHistory):
 
     def _agent(self) -> str:
         return self._core.record.agent
+
+    async def _write_turn(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run a turn's write under the turn lock, then :meth:`_after_write`."""
+        async with self._turn_lock:
+            self._check_open(allow_closing=True)
+            done = await write()
+            await self._after_write()
+        return done
 
     async def _after_write(self) -> None:
         """Keep :meth:`history`'s list level with the turns the store counted,
@@ -416,8 +415,8 @@ class MnesisSession(StoredHistory):
             tool_choice: Passed to the provider (``"auto"``, ``"required"`` or a
                 specific function); applies to the first model call of the turn.
             pin: Keep this user message verbatim in every future context.
-            memory_tools: Offer the model ``lcm_grep``, ``lcm_describe`` and
-                ``lcm_expand`` and run its calls to them in the tool loop.
+            memory_tools: Offer the model ``lcm_grep``, ``lcm_describe``, ``lcm_expand``
+                and ``lcm_search``, and run its calls to them in the tool loop.
             files: Paths to attach: small files inline, large ones as references.
 
         Raises:
@@ -447,10 +446,7 @@ class MnesisSession(StoredHistory):
             system_prompt=system_prompt,
             pin=pin,
         )
-        async with self._turn_lock:
-            self._check_open(allow_closing=True)
-            turn = await self._turns.run(request)
-            await self._after_write()
+        turn = await self._write_turn(lambda: self._turns.run(request))
         return turn.result()
 
     def stream(
@@ -507,13 +503,11 @@ class MnesisSession(StoredHistory):
         inputs.check_finish_reason(finish_reason)
         user_parts = inputs.user_parts(user_message) + await inputs.file_parts(files, self._files)
         assistant_parts = inputs.assistant_parts(assistant_response)
-        async with self._turn_lock:
-            self._check_open(allow_closing=True)
-            recorded = await self._turns.record(
+        return await self._write_turn(
+            lambda: self._turns.record(
                 user_parts, assistant_parts, tokens=tokens, finish_reason=finish_reason
             )
-            await self._after_write()
-        return recorded
+        )
 
     async def record_user(
         self,
@@ -525,11 +519,7 @@ class MnesisSession(StoredHistory):
         (an agent loop); store each reply with :meth:`record_reply`. Returns its id."""
         self._check_open()
         parts = inputs.user_parts(message) + await inputs.file_parts(files, self._files)
-        async with self._turn_lock:
-            self._check_open(allow_closing=True)
-            message_id = await self._turns.record_user(parts)
-            await self._after_write()
-        return message_id
+        return await self._write_turn(lambda: self._turns.record_user(parts))
 
     async def record_reply(
         self,
@@ -549,13 +539,9 @@ class MnesisSession(StoredHistory):
         inputs.check_tokens(tokens)
         inputs.check_finish_reason(finish_reason)
         parts = inputs.assistant_parts(assistant_response)
-        async with self._turn_lock:
-            self._check_open(allow_closing=True)
-            recorded = await self._turns.record_reply(
-                parts, tokens=tokens, finish_reason=finish_reason
-            )
-            await self._after_write()
-        return recorded
+        return await self._write_turn(
+            lambda: self._turns.record_reply(parts, tokens=tokens, finish_reason=finish_reason)
+        )
 
     async def record_tool_result(
         self, tool_call_id: str, output: str | None = None, *, error: str | None = None
@@ -590,8 +576,7 @@ class MnesisSession(StoredHistory):
         """Wait until the background worker has embedded everything this session
         stored (returns at once without an embedder)."""
         self._check_open()
-        if self._embedding.worker is not None:
-            await self._embedding.worker.drain()
+        await self._embedding.drain()
 
     async def wait_for_compaction(self) -> CompactionResult | None:
         """Wait for a running background pass; its result (None if none ever ran)."""
