@@ -241,6 +241,25 @@ async def test_without_the_extra_search_uses_words_and_says_so_once(
         )
 
 
+async def test_an_embedder_that_cannot_be_used_is_refused_before_anything_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mnesis.llm.embedders as embedders
+
+    monkeypatch.setattr(embedders, "_missing_modules", lambda: ["numpy"])
+    monkeypatch.setattr(session_embedding, "_embedders", {})
+    db = str(tmp_path / "r.db")
+    async with MnesisSession.open(model="mock/m", db_path=db, provider=MockProvider()) as kept:
+        session_id = kept.id
+    with pytest.raises(ConfigError, match=r"mnesis\[semantic\]"):
+        await MnesisSession.create(
+            model="mock/m", db_path=db, provider=MockProvider(), config=config("local")
+        )
+    assert [s.id for s in await MnesisSession.list_sessions(db)] == [session_id]
+    with pytest.raises(ConfigError, match=r"mnesis\[semantic\]"):
+        await MnesisSession.load(session_id, config("local"), db, provider=MockProvider())
+
+
 def test_the_embedder_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="embedder"):
         config("")

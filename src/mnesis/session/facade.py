@@ -74,12 +74,8 @@ class MnesisSession(StoredHistory):
         self._detached = DetachedTurns()
         self._turn_lock = asyncio.Lock()
         self._closed = False
-        try:
-            self._embedding = SessionEmbedding(core.store, core.id, core.config, core.bus)
-        except BaseException:  # an embedder that cannot be used: nothing is kept open
-            self._closed = True
-            asyncio.get_running_loop().create_task(release_store(core.store))
-            raise
+        # Its embedder was checked when the core was built (create_core/load_core).
+        self._embedding = SessionEmbedding(core.store, core.id, core.config, core.bus)
         self._recall.embedder = self._embedding.embedder
         self._hint_words_only = self._embedding.hint_words_only
 

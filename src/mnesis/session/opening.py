@@ -26,6 +26,7 @@ from mnesis.models.info import SessionInfo
 from mnesis.session import inputs
 from mnesis.session.core import SessionCore, SessionTotals
 from mnesis.session.drafts import settle_interrupted_replies
+from mnesis.session.embedding import session_embedder
 from mnesis.session.live_context import LiveContext
 from mnesis.session.tokens import TokenCounter
 from mnesis.store import (
@@ -118,6 +119,7 @@ async def create_core(
     check_one_db_path(db_path, config)
     db_path = _expanded(db_path)
     config = config or MnesisConfig()
+    session_embedder(config)  # an embedder that cannot be used is refused before any write
     limits = resolve_limits(model, config.model_overrides)
     usable = usable_context(limits, config)
     store = await acquire_store(resolve_db_url(db_path, config.store), config.store)
@@ -156,6 +158,7 @@ async def load_core(
         await settle_interrupted_replies(store, session_id, record.model)
         if config is None:
             config = stored_config(record.config_json)
+        session_embedder(config)
         limits = resolve_limits(record.model, config.model_overrides)
         usable = usable_context(limits, config)
         # The view with its rewrite count, so the first catch-up reads only what
