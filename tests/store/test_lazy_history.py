@@ -16,6 +16,7 @@ import pytest
 
 from mnesis import MnesisConfig, MnesisSession, MockProvider, MockReply, TokenUsage
 from mnesis.llm.base import LLMRequest
+from mnesis.session import embedding as session_embedding
 from mnesis.store.postgres import dialect as pg_dialect
 from mnesis.store.sql.statements import Stmt
 from mnesis.store.sqlite import dialect as sqlite_dialect
@@ -55,6 +56,8 @@ class Statements:
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Statements]:
+    # Count the session's own reads: no background embedding worker reading alongside.
+    monkeypatch.setattr(session_embedding, "_embedders", {"auto": None})
     spy = Statements()
     sqlite_execute = sqlite_dialect._execute
     pg_execute = pg_dialect._execute
